@@ -1,0 +1,172 @@
+"""Column names and dtypes of the four results tables: the contract between runner and analysis.
+
+This module holds names and dtypes only (no file I/O), so that both ``experiments`` (which writes the
+tables) and ``analysis`` (which reads them and must not import ``experiments``) share one definition.
+
+Tables
+------
+runs         one row per cell (training run)
+epochs       one row per cell x epoch
+predictions  one row per cell x test example (x class for multi-class tasks)
+latency      one row per cell x batch size x memory format x repeat
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# dtype strings are pandas dtypes; "string" columns may hold missing values.
+RUNS: dict[str, str] = {
+    "run_id": "string",
+    # design
+    "study": "string",
+    "dataset": "string",
+    "model": "string",
+    "variant": "string",
+    "seed": "int64",
+    "data_fraction": "float64",
+    "n_train": "int64",
+    "image_size": "int64",
+    "epochs_run": "int64",
+    "batch_size": "int64",
+    "lr": "float64",
+    "optimizer": "string",
+    "transform": "string",
+    # model facts
+    "params": "int64",
+    "flops": "float64",
+    "model_bytes": "int64",
+    # outcome
+    "status": "string",
+    "error": "string",
+    "train_seconds": "float64",
+    # test metrics (threshold metrics at `threshold`)
+    "accuracy": "float64",
+    "balanced_accuracy": "float64",
+    "precision": "float64",
+    "recall": "float64",
+    "specificity": "float64",
+    "f1": "float64",
+    "auroc": "float64",
+    "auprc": "float64",
+    "tp": "float64",
+    "fp": "float64",
+    "tn": "float64",
+    "fn": "float64",
+    "fpr": "float64",
+    "fnr": "float64",
+    "predicted_positive_rate": "float64",
+    "prevalence": "float64",
+    "criterion_c": "float64",
+    "dprime": "float64",
+    "ece": "float64",
+    "brier": "float64",
+    "log_loss": "float64",
+    "threshold": "float64",
+    # generalization
+    "train_accuracy": "float64",
+    "val_accuracy": "float64",
+    "val_auroc": "float64",
+    "best_epoch": "int64",
+    # provenance
+    "package_version": "string",
+    "git_commit": "string",
+    "torch_version": "string",
+    "threads": "int64",
+    "cpu": "string",
+    "host_id": "string",
+    "started_at": "string",
+    "finished_at": "string",
+}
+
+EPOCHS: dict[str, str] = {
+    "run_id": "string",
+    "epoch": "int64",
+    "train_loss": "float64",
+    "train_accuracy": "float64",
+    "val_loss": "float64",
+    "val_accuracy": "float64",
+    "val_auroc": "float64",
+    "seconds": "float64",
+}
+
+PREDICTIONS: dict[str, str] = {
+    "run_id": "string",
+    "example_id": "int64",
+    "label": "int64",
+    # probability of the positive class (binary) or of class `class_index` (multi-class)
+    "class_index": "int64",
+    "score": "float64",
+}
+
+LATENCY: dict[str, str] = {
+    "run_id": "string",
+    "batch_size": "int64",
+    "threads": "int64",
+    "memory_format": "string",
+    "repeat": "int64",
+    "seconds": "float64",
+}
+
+TABLES: dict[str, dict[str, str]] = {
+    "runs": RUNS,
+    "epochs": EPOCHS,
+    "predictions": PREDICTIONS,
+    "latency": LATENCY,
+}
+
+STATUSES = ("ok", "diverged", "failed")
+# test-set metrics written by downscalexr.metrics.binary_metrics, in schema order
+METRIC_COLUMNS = tuple(RUNS)[list(RUNS).index("accuracy") : list(RUNS).index("threshold")]
+
+
+class SchemaError(ValueError):
+    """A results table does not match the schema; the message names the table and the problem."""
+
+
+def empty(table: str) -> pd.DataFrame:
+    """An empty DataFrame with the columns and dtypes of ``table``."""
+    columns = _columns(table)
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly the schema's columns, in order, cast to the schema's dtypes.
+
+    Extra columns are kept after the schema's own (later issues add per-run measurements); a
+    missing column raises :class:`SchemaError`.
+    """
+    columns = _columns(table)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"table {table!r} lacks columns {missing}")
+    extra = [c for c in frame.columns if c not in columns]
+    out = frame.loc[:, list(columns) + extra].copy()
+    for name, dtype in columns.items():
+        try:
+            out[name] = out[name].astype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"table {table!r}, column {name!r}: cannot be read as {dtype}: {exc}") from exc
+    return out
+
+
+def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a table read back from disk and return it conformed; raise :class:`SchemaError` if malformed."""
+    out = conform(table, frame)
+    if out["run_id"].isna().any():
+        raise SchemaError(f"table {table!r} has rows without run_id")
+    if table == "runs":
+        bad = sorted(set(out["status"].dropna()) - set(STATUSES))
+        if bad:
+            raise SchemaError(f"table 'runs' has unknown status values {bad}; expected {list(STATUSES)}")
+        if out["run_id"].duplicated().any():
+            dup = out.loc[out["run_id"].duplicated(), "run_id"].iloc[0]
+            raise SchemaError(f"table 'runs' has duplicate run_id {dup!r}")
+    return out
+
+
+def _columns(table: str) -> dict[str, str]:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise SchemaError(f"unknown table {table!r}; choose from {', '.join(TABLES)}") from None
