@@ -1,0 +1,45 @@
+"""The in-memory form every data set takes: pre-tensorised train / validation / test splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class ImageSplits:
+    """Train, validation and test images as tensors, ready for batching without a Dataset.
+
+    Images are float32 ``N x C x H x W`` (C = 1 for grayscale) scaled to roughly [0, 1];
+    labels are int64 ``N``. For binary tasks label 1 is the positive (abnormal) class.
+    ``info`` carries provenance (generator parameters, file hashes, how the validation split was made).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: tuple[str, ...]
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim != 4:
+                raise ValueError(f"x_{split} must be N x C x H x W, got shape {tuple(x.shape)}")
+            if x.dtype != torch.float32:
+                raise ValueError(f"x_{split} must be float32, got {x.dtype}")
+            if y.dtype != torch.int64 or y.ndim != 1 or len(y) != len(x):
+                raise ValueError(f"y_{split} must be int64 of length {len(x)}, got {y.dtype} {tuple(y.shape)}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.x_train.shape[1:])
