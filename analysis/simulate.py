@@ -182,7 +182,8 @@ def simulate_study(
         dict with ``accuracy_diff``, ``fpr_diff``, ``fnr_diff``, ``ppr_over_prevalence_diff`` (each
         ``{variant: {fraction: diff}}``), ``accuracy_diff_pooled``, ``gap_diff``, ``latency_ratio``
         (all versus ``variants[0]``), ``coef_variant_pp`` and ``coef_interaction_pp`` (mixed-model
-        coefficients in percentage points), ``seed_variance_pp``, ``prevalence`` and ``clipped`` (rates clipped to [0.001, 0.999]; truth is exact when 0).
+        coefficients in percentage points), ``seed_variance_pp``, ``prevalence`` and
+        ``clipped`` (rates clipped to [0.001, 0.999]; truth is exact when 0).
 
     Examples
     --------
