@@ -106,7 +106,7 @@ def _term_name(name: str) -> str:
 
 
 def fit_mixed(
-    runs: pd.DataFrame, metric: str, *, reference: str = "avgpool", alpha: float = 0.05
+    runs: pd.DataFrame, metric: str, *, reference: str = "avgpool", alpha: float = 0.05, lrt: bool = True
 ) -> MixedResult:
     """Fit ``metric_pp ~ C(variant, Treatment(reference)) * log2(data_fraction) + (1 | seed)``.
 
