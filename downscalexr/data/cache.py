@@ -126,14 +126,12 @@ def decode_image(
             img.draft("L", (size, size))
         img.load()
         gray = _to_gray(img)
-        if resize == "center-crop":
+        if resize == "center-crop":  # crop first: a resize box would let the filter read past the crop
             w, h = gray.size
             side = min(w, h)
             left, top = (w - side) // 2, (h - side) // 2
-            box = (left, top, left + side, top + side)
-        else:
-            box = None
-        out = gray.resize((size, size), _RESAMPLE, box=box)
+            gray = gray.crop((left, top, left + side, top + side))
+        out = gray.resize((size, size), _RESAMPLE)
         return np.asarray(out, dtype=np.uint8)
 
 
