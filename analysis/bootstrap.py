@@ -328,9 +328,11 @@ _RATIO_METRICS = {
 
 
 def prediction_matrix(
-    predictions: pd.DataFrame, runs: pd.DataFrame
+    predictions: pd.DataFrame, runs: pd.DataFrame, threshold: float | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Binary decisions of every ok run on the shared test set.
+    """Binary decisions (score >= threshold) of every ok run on the shared test set.
+
+    ``threshold`` None uses each run's ``threshold`` column (0.5 where missing).
 
     Returns
     -------
@@ -355,7 +357,8 @@ def prediction_matrix(
         )
     labels = binary.groupby("example_id")["label"].first().reindex(scores.columns).to_numpy(dtype=float)
     meta = ok.set_index("run_id").loc[scores.index].reset_index()
-    threshold = meta["threshold"].fillna(0.5).to_numpy(dtype=float) if "threshold" in meta else 0.5
+    if threshold is None:
+        threshold = meta["threshold"].fillna(0.5).to_numpy(dtype=float) if "threshold" in meta else 0.5
     predicted = (scores.to_numpy(dtype=float) >= np.reshape(threshold, (-1, 1))).astype(float)
     return meta, labels, predicted
 
