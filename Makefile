@@ -38,7 +38,7 @@ bench-compare: $(STAMP)
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:15%
 
 bench-train: $(STAMP)
-	$(PY) -m downscalexr.bench_train
+	$(PY) tests/benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,110 @@
+"""Training: bit-identical reruns, divergence handling, early stopping, class weighting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from downscalexr.data.base import ImageSplits
+from downscalexr.models import create_model
+from downscalexr.train import FitResult, TrainConfig, fit, predict_scores
+
+
+def _blob_splits(n: int = 96, size: int = 16, seed: int = 0) -> ImageSplits:
+    """A learnable toy task: positives carry a bright square, negatives do not."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def split(m: int):
+        y = (torch.arange(m) % 2).long()
+        x = 0.2 * torch.rand(m, 1, size, size, generator=gen)
+        x[y == 1, :, 4:9, 4:9] += 0.8
+        return x, y
+
+    (xt, yt), (xv, yv), (xs, ys) = split(n), split(32), split(32)
+    return ImageSplits(xt, yt, xv, yv, xs, ys, class_names=("normal", "abnormal"))
+
+
+def _small_model(variant: str = "avgpool", seed: int = 0) -> torch.nn.Module:
+    return create_model("lenet", downsample=variant, seed=seed, input_size=16, channels=(4, 8), kernel_size=3)
+
+
+def _run(seed: int, variant: str = "avgpool", **overrides) -> FitResult:
+    config = TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, **overrides})
+    return fit(_small_model(variant, seed), _blob_splits(), config, seed=seed)
+
+
+@pytest.mark.parametrize("variant", ["avgpool", "maxpool", "strided"])
+def test_same_seed_gives_bit_identical_weights_and_history(variant):
+    torch.set_num_threads(1)
+    a, b = _run(3, variant), _run(3, variant)
+    untimed = [{k: v for k, v in row.items() if k != "seconds"} for row in a.history]
+    assert untimed == [{k: v for k, v in row.items() if k != "seconds"} for row in b.history]
+    for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
+        assert torch.equal(pa, pb), name
+
+
+def test_different_seeds_give_different_weights():
+    a, b = _run(1), _run(2)
+    assert not torch.equal(a.model.conv1.weight, b.model.conv1.weight)
+
+
+def test_training_learns_the_toy_task():
+    result = _run(0, epochs=6)
+    assert result.status == "ok"
+    scores = predict_scores(result.model, _blob_splits().x_test)
+    accuracy = float(((scores >= 0.5).long() == _blob_splits().y_test).float().mean())
+    assert accuracy >= 0.9
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_non_finite_loss_ends_as_diverged_with_history():
+    result = _run(0, lr=1e30, optimizer="sgd", epochs=5)
+    assert result.status == "diverged"
+    assert "non-finite" in result.error
+    assert result.epochs_run < 5
+    assert all(math.isfinite(row["val_loss"]) or row["val_loss"] != row["val_loss"] for row in result.history)
+
+
+def test_best_epoch_is_restored_and_patience_stops_early():
+    result = _run(0, epochs=30, patience=0, monitor="val_loss")
+    losses = [row["val_loss"] for row in result.history]
+    assert result.epochs_run < 30
+    assert result.best_epoch == min(range(len(losses)), key=losses.__getitem__)
+
+
+def test_min_steps_adds_epochs_for_small_subsets():
+    data = _blob_splits()
+    config = TrainConfig(epochs=1, batch_size=16, min_steps=12)
+    result = fit(_small_model(), data, config, seed=0, train_index=torch.arange(32))
+    assert result.epochs_run == 6  # 32 examples = 2 steps per epoch -> 6 epochs for 12 steps
+
+
+def test_train_index_selects_the_subset_and_rejects_empty():
+    with pytest.raises(ValueError, match="empty"):
+        fit(_small_model(), _blob_splits(), TrainConfig(epochs=1), seed=0, train_index=torch.arange(0))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("optimizer", "adamw", "choose from adam, sgd"),
+        ("monitor", "acc", "choose from"),
+        ("epochs", 0, ">= 1"),
+    ],
+)
+def test_bad_config_is_rejected_with_the_valid_choices(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_class_weight_shifts_predictions_toward_the_rare_class():
+    base = _blob_splits()
+    keep = torch.cat([torch.nonzero(base.y_train == 0)[:, 0], torch.nonzero(base.y_train == 1)[:4, 0]])
+    config = dict(epochs=1, batch_size=64, lr=1e-3)
+    plain = fit(_small_model(), base, TrainConfig(**config), seed=0, train_index=keep)
+    weighted = fit(_small_model(), base, TrainConfig(**config, class_weight=True), seed=0, train_index=keep)
+    mean_plain = predict_scores(plain.model, base.x_test).mean()
+    mean_weighted = predict_scores(weighted.model, base.x_test).mean()
+    assert mean_weighted > mean_plain
