@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -255,7 +256,7 @@ def _read(target: Path, paths: Sequence[str], key: str) -> Preprocessed | None:
         if meta.get("key") != key or len(images) != len(paths) or len(ok) != len(paths):
             return None
         bad = {paths[i]: meta["bad"][str(i)] for i in np.flatnonzero(~ok)}
-    except (OSError, ValueError, KeyError, EOFError, TypeError):
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile):
         return None
     return Preprocessed(images=images, ok=ok, bad=bad, cache_file=str(target), from_cache=True)
 
