@@ -2,11 +2,13 @@
 
 from downscalexr.models.init import build_seeded, init_weights
 from downscalexr.models.lenet import LeNet
+from downscalexr.models.mlp import MLP
 from downscalexr.models.profile import count_params, forward_flops, model_bytes
 from downscalexr.models.registry import create_model, list_models, register_model
 
 __all__ = [
     "LeNet",
+    "MLP",
     "build_seeded",
     "count_params",
     "create_model",
