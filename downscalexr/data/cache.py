@@ -9,13 +9,14 @@ preprocessing options, so touching, adding or removing a file, or changing the s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 RESIZE_MODES = ("stretch", "center-crop")
 EXECUTORS = ("thread", "process")
@@ -125,6 +131,9 @@ def decode_image(
             raise ValueError(f"format {img.format} is not JPEG or PNG")
         if draft and img.format in ("JPEG", "MPO"):
             img.draft("L", (size, size))
+        # One read and one decoder call per file: the decoder releases the GIL per call, so fewer,
+        # larger calls mean fewer GIL hand-offs between decoding threads (about 15 % faster serially).
+        img.decodermaxblock = max(img.decodermaxblock, os.fstat(img.fp.fileno()).st_size + 1)
         img.load()
         gray = _to_gray(img)
         if resize == "center-crop":  # crop first: a resize box would let the filter read past the crop
@@ -247,6 +256,24 @@ def _write_atomic(target: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<target>.lock`` where available (POSIX), else no lock.
+
+    Only an optimisation: correctness comes from the atomic rename, so a file system without
+    ``flock`` (or a lock held by a crashed process, which the kernel releases) costs time, not data.
+    """
+    if fcntl is None:
+        yield
+        return
+    with open(target.with_suffix(".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _read(target: Path, paths: Sequence[str], key: str) -> Preprocessed | None:
     """The cache entry at ``target``, or None when it is missing, unreadable or for other inputs."""
     try:
@@ -317,10 +344,15 @@ def cached_preprocess(
     hit = _read(target, names, key)
     if hit is not None:
         return hit
-    built = preprocess_images(
-        names, size, resize, draft=draft, workers=workers, executor=executor, quiet=quiet
-    )
-    reasons = {str(i): built.bad[names[i]] for i in np.flatnonzero(~built.ok)}
-    meta = {"key": key, "options": options, "n": len(names), "bad": reasons}
-    _write_atomic(target, {"images": built.images, "ok": built.ok, "meta": np.array(json.dumps(meta))})
+    with _build_lock(target):  # workers starting together wait for one builder instead of all decoding
+        hit = _read(target, names, key)
+        if hit is not None:
+            return hit
+        built = preprocess_images(
+            names, size, resize, draft=draft, workers=workers, executor=executor, quiet=quiet
+        )
+        reasons = {str(i): built.bad[names[i]] for i in np.flatnonzero(~built.ok)}
+        meta = {"key": key, "options": options, "n": len(names), "bad": reasons}
+        arrays = {"images": built.images, "ok": built.ok, "meta": np.array(json.dumps(meta))}
+        _write_atomic(target, arrays)
     return Preprocessed(images=built.images, ok=built.ok, bad=built.bad, cache_file=str(target))
