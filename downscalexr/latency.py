@@ -7,7 +7,8 @@ no warm-up, no thread control) is fixed here by construction:
 - the synthetic input is drawn once per batch size from a seeded generator, outside the timer;
 - the thread count is set for the call and restored afterwards, also when the model raises;
 - warm-up passes (first-call allocation, kernel selection) are run and discarded;
-- every timed repeat is one forward pass timed with ``time.perf_counter_ns``, with the garbage
+- every timed repeat is one forward pass timed with ``time.perf_counter_ns`` (or, on a shared
+  machine, the calling thread's CPU time: ``clock="thread_cpu"``), with the garbage
   collector paused so that a collection does not land inside a repeat;
 - repeats continue until both a count and a minimum total timed duration are reached;
 - the model's training mode, parameters and memory format are restored afterwards.
@@ -28,7 +29,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,11 @@ from downscalexr.schema import LATENCY
 from downscalexr.seeding import torch_generator
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
+# "wall": time.perf_counter_ns, what a user waits (the default). "thread_cpu": time.thread_time_ns, the
+# CPU time of the calling thread only; at one intra-op thread all the work runs on that thread, so this
+# clock leaves out time the scheduler gave to other processes (not their cache or memory-bandwidth
+# interference). Use it to compare operators on a shared machine; it is meaningless above one thread.
+CLOCKS = {"wall": time.perf_counter_ns, "thread_cpu": time.thread_time_ns}
 _TORCH_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 ROW_COLUMNS = {name: dtype for name, dtype in LATENCY.items() if name != "run_id"}
 
@@ -136,6 +142,7 @@ def measure_latency(
     repeats: int = DEFAULT_REPEATS,
     min_seconds: float = DEFAULT_MIN_SECONDS,
     seed: int = 0,
+    clock: str = "wall",
 ) -> LatencyResult:
     """Time forward passes of ``model`` on CPU, per batch size and memory format.
 
@@ -161,6 +168,9 @@ def measure_latency(
         ``repeats`` and ``min_seconds`` are reached.
     seed : int
         Seed of the synthetic input (drawn from a dedicated generator; global RNG state is untouched).
+    clock : {"wall", "thread_cpu"}
+        ``wall`` (``time.perf_counter_ns``) or ``thread_cpu`` (``time.thread_time_ns``, CPU time of the
+        calling thread; needs ``threads=1``): see :data:`CLOCKS`. ``min_seconds`` counts on this clock.
 
     Returns
     -------
@@ -170,7 +180,7 @@ def measure_latency(
     ------
     ValueError
         For a non-positive batch size, an unknown memory format, a malformed ``input_shape`` or
-        non-positive ``threads``/``repeats``.
+        non-positive ``threads``/``repeats``, an unknown clock, or ``thread_cpu`` with ``threads > 1``.
 
     Examples
     --------
@@ -192,8 +202,17 @@ def measure_latency(
     if not (isinstance(min_seconds, (int, float)) and math.isfinite(min_seconds) and min_seconds >= 0):
         raise ValueError(f"min_seconds must be a finite number >= 0, got {min_seconds!r}")
 
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}; choose from {', '.join(CLOCKS)}")
+    if clock == "thread_cpu" and threads != 1:
+        raise ValueError(
+            f"clock='thread_cpu' counts only the calling thread's CPU time, so it needs threads=1 "
+            f"(got threads={threads}); use clock='wall' for several threads"
+        )
+
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     environment = _environment(threads, formats, warmup, repeats, min_seconds)
+    environment["clock"] = clock
     records: list[tuple[int, int, str, int, float]] = []
 
     was_training = model.training
@@ -203,9 +222,8 @@ def measure_latency(
     try:
         torch.set_num_threads(threads)
         model.eval()
-        # Collect once, then keep the collector off: a collection inside a repeat would be timed as
-        # model latency (one collect per block would cost more than the timing in a large process).
-        gc.collect()
+        # Keep the collector off while timing: a collection inside a repeat would be timed as model
+        # latency. (No gc.collect() first: in a process holding torch and pandas it costs ~0.3 s.)
         gc.disable()
         # Inputs are built before any timing, from a stream named by batch size, so every format
         # sees the same values.
@@ -219,7 +237,9 @@ def measure_latency(
                 model.to(memory_format=torch_format)
             for b in sizes:
                 x = inputs[b].contiguous(memory_format=torch_format)
-                for rep, seconds in enumerate(_time_forward(model, x, warmup, repeats, min_seconds)):
+                for rep, seconds in enumerate(
+                    _time_forward(model, x, warmup, repeats, min_seconds, CLOCKS[clock])
+                ):
                     records.append((b, threads, fmt, rep, seconds))
     finally:
         if gc_was_enabled:
@@ -266,8 +286,10 @@ def summarize_latency(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     return pd.DataFrame(out)
 
 
-def _time_forward(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, min_seconds: float):
-    """Seconds of each timed forward pass; warm-up passes run first and are not returned."""
+def _time_forward(
+    model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, min_seconds: float, now: Callable[[], int]
+) -> list[float]:
+    """Seconds of each timed forward pass on clock ``now``; warm-up passes run first and are not returned."""
     min_ns = int(min_seconds * 1e9)
     times: list[float] = []
     total_ns = 0
@@ -275,9 +297,9 @@ def _time_forward(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, 
         for _ in range(warmup):
             model(x)
         while len(times) < repeats or total_ns < min_ns:
-            start = time.perf_counter_ns()
+            start = now()
             model(x)
-            elapsed = time.perf_counter_ns() - start
+            elapsed = now() - start
             total_ns += elapsed
             times.append(elapsed / 1e9)
     return times

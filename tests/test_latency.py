@@ -199,8 +199,20 @@ def test_a_planted_sleep_is_measured():
     assert (res.summary["median_lo_s"] >= 0.002).all()
 
 
-def test_twice_the_work_is_slower():
-    kw = dict(batch_sizes=(128,), memory_format="contiguous", warmup=2, repeats=15, min_seconds=0.0)
+def test_thread_cpu_clock_leaves_out_time_spent_off_cpu():
+    kw = dict(batch_sizes=(1,), memory_format="contiguous", repeats=6, warmup=0, min_seconds=0)
+    wall = measure_latency(Sleeper(0.005), SHAPE, **kw)
+    cpu = measure_latency(Sleeper(0.005), SHAPE, clock="thread_cpu", **kw)
+    assert wall.summary.loc[0, "median_s"] >= 0.005
+    assert cpu.summary.loc[0, "median_s"] < 0.0025  # sleeping burns no CPU
+    assert cpu.environment["clock"] == "thread_cpu"
+
+
+@pytest.mark.parametrize("clock", ["wall", "thread_cpu"])
+def test_twice_the_work_is_slower(clock):
+    kw = dict(
+        clock=clock, batch_sizes=(128,), memory_format="contiguous", warmup=2, repeats=15, min_seconds=0.0
+    )
     shape = (1, 512, 1)  # one image flattens to a 512-vector
     once = measure_latency(Work(4), shape, **kw).summary.loc[0, "median_s"]
     twice = measure_latency(Work(8), shape, **kw).summary.loc[0, "median_s"]
@@ -219,6 +231,8 @@ def test_twice_the_work_is_slower():
         (dict(repeats=0), "repeats must be a positive integer"),
         (dict(warmup=-1), "warmup must be a non-negative integer"),
         (dict(min_seconds=-1.0), "min_seconds must be a finite number"),
+        (dict(clock="cpu"), "unknown clock 'cpu'; choose from wall, thread_cpu"),
+        (dict(clock="thread_cpu", threads=2), "needs threads=1"),
         (dict(input_shape=(16, 16)), r"input_shape must be the shape of one image \(C, H, W\)"),
         (dict(input_shape=(1, 0, 16)), "input_shape must be"),
     ],
