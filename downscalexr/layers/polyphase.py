@@ -6,7 +6,7 @@ filtering, so a one-pixel shift of the input changes which pixels survive (maxim
 control for the anti-aliased operators). ``aps`` (Chaman & Dokmanic, CVPR 2021) keeps, per example,
 the phase with the largest L2 norm over all channels; a shift of the input permutes the phases, the
 same phase content wins, and the output is shifted rather than changed (exactly so for circular
-shifts of even-sized inputs).
+shifts of even-sized inputs, barring ties between phase norms).
 """
 
 from __future__ import annotations
