@@ -143,6 +143,8 @@ def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     extra = [c for c in frame.columns if c not in columns]
     out = frame.loc[:, list(columns) + extra].copy()
     for name, dtype in columns.items():
+        if str(out[name].dtype) == dtype:
+            continue
         try:
             out[name] = out[name].astype(dtype)
         except (TypeError, ValueError) as exc:

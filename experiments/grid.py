@@ -1,0 +1,397 @@
+"""Run every cell of a study (variant x seed x data fraction) and store the results as Parquet.
+
+    python -m experiments.grid --seeds 10            # the default study, all cores
+    python -m experiments.grid --study smoke --n-jobs 1 --dry-run
+
+Resumable: finished cells are skipped; ``--force`` recomputes them. Exit code 0 when every cell of the
+study is ``ok``, 1 when some failed or diverged (the rest are stored), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from downscalexr.data.registry import dataset_options, list_datasets, load_dataset
+from downscalexr.latency import cpu_model
+from downscalexr.layers import list_downsample
+from downscalexr.models import list_models
+from experiments._execute import execute_cell, worker_environment
+from experiments.cell import Cell, cells_of, run_id
+from experiments.spec import SpecError, StudySpec, list_studies, load_spec
+from experiments.store import StoreError, StudyPaths, finished_run_ids, read_study, write_atomic, write_json
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "statsmodels",
+    "joblib",
+    "downscalexr",
+)
+
+
+class UsageError(ValueError):
+    """A bad command-line argument: reported in one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.grid",
+        description="Train every variant x seed x data fraction of a study and store the results as "
+        "Parquet tables (runs, epochs, predictions, latency) under results/<study>/. Finished cells "
+        "are skipped on rerun; exit code 0 = all cells ok, 1 = some failed or diverged, 2 = bad arguments.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--study", default="default", help=f"built-in study ({', '.join(list_studies())}) or a YAML path"
+    )
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds", type=int, default=None, help="run seeds 0..N-1 (default: the study's seeds)"
+    )
+    seeds.add_argument("--seed-list", default=None, help="comma-separated seeds, e.g. 0,3,7")
+    parser.add_argument(
+        "--variants", nargs="+", default=None, help="downsampling operators (default: the study's)"
+    )
+    parser.add_argument(
+        "--fractions", nargs="+", type=float, default=None, help="training-data fractions in (0, 1]"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="override the study's maximum epochs")
+    parser.add_argument(
+        "--data", default=None, help="path to the data for real-data studies (folder or .npz)"
+    )
+    parser.add_argument(
+        "--n-jobs", type=int, default=None, help="worker processes (default: all cores); 1 runs in-process"
+    )
+    parser.add_argument("--backend", choices=("loky", "dask"), default="loky", help="joblib backend")
+    parser.add_argument(
+        "--scheduler", default=None, help="dask scheduler address tcp://host:port (default: a local cluster)"
+    )
+    parser.add_argument("--out", default=None, help="study directory (default: results/<study>)")
+    parser.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the cells, how many are done, and a time estimate"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    return parser
+
+
+def resolve_spec(args: argparse.Namespace) -> StudySpec:
+    """Load the study and apply command-line overrides, validating names against the registries."""
+    overrides: dict = {}
+    if args.seeds is not None:
+        if args.seeds <= 0:
+            raise UsageError(f"--seeds must be a positive number of seeds, got {args.seeds}")
+        overrides["seeds"] = list(range(args.seeds))
+    if args.seed_list is not None:
+        try:
+            overrides["seeds"] = [int(s) for s in args.seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError(
+                f"--seed-list must be comma-separated integers, got {args.seed_list!r}"
+            ) from None
+    if args.variants:
+        overrides["variants"] = args.variants
+    if args.fractions:
+        overrides["fractions"] = args.fractions
+    try:
+        spec = load_spec(args.study, **overrides)
+        if args.epochs is not None or args.data is not None:
+            raw = spec.to_dict()
+            if args.epochs is not None:
+                raw["train"]["epochs"] = args.epochs
+            if args.data is not None:
+                raw["data"]["path"] = args.data
+            spec = load_spec_from(raw)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    _check_names(spec)
+    return spec
+
+
+def load_spec_from(raw: dict) -> StudySpec:
+    from experiments.spec import from_dict
+
+    return from_dict(StudySpec, raw)
+
+
+def _check_names(spec: StudySpec) -> None:
+    bad = [v for v in spec.variants if v not in list_downsample()]
+    if bad:
+        raise UsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(list_downsample())}")
+    if spec.model not in list_models():
+        raise UsageError(f"unknown model {spec.model!r}; choose from {', '.join(list_models())}")
+    if spec.dataset not in list_datasets():
+        raise UsageError(f"unknown data set {spec.dataset!r}; choose from {', '.join(list_datasets())}")
+    unknown = sorted(set(spec.data) - set(dataset_options(spec.dataset)))
+    if unknown:
+        raise UsageError(
+            f"data set {spec.dataset!r}: unknown option(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(dataset_options(spec.dataset))}"
+        )
+    if spec.reference not in spec.variants:
+        raise UsageError(
+            f"reference variant {spec.reference!r} is not among the variants {list(spec.variants)}"
+        )
+
+
+def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
+    """What a reader needs to reproduce the numbers: versions, threads, CPU, commit, command."""
+    versions = {}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "git_commit": git_commit(),
+        "worker_threads": 1,
+        "worker_environment": worker_environment(),
+        "n_jobs": n_jobs,
+        "backend": backend,
+        "command": ["python", "-m", "experiments.grid", *argv],
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def git_commit() -> str:
+    """The commit of the code that runs, with ``+dirty`` when the tree has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
+    """Refuse to mix results of a different specification into one study directory."""
+    if not paths.spec.exists():
+        return
+    old = yaml.safe_load(paths.spec.read_text()) or {}
+    new = spec.to_dict()
+    axes = {"variants", "fractions", "seeds", "transforms", "description", "reference"}
+    differ = sorted(k for k in set(old) | set(new) if k not in axes and old.get(k) != new.get(k))
+    if differ:
+        raise UsageError(
+            f"{paths.root} holds results of a different specification (differs in: {', '.join(differ)}); "
+            "choose another --out or remove that directory"
+        )
+
+
+def estimate_seconds(spec: StudySpec, paths: StudyPaths, todo: list[Cell], n_jobs: int) -> float:
+    """Seconds to run ``todo``: from finished cells of this study when any, else from a FLOP model."""
+    done = read_study(paths.root)["runs"] if paths.table_dir("runs").is_dir() else None
+    if done is not None and len(done):
+        per_cell = float(done["train_seconds"].median()) * 1.15
+    else:
+        # ~50 GFLOP/s effective per core for training (3x forward FLOPs per image).
+        data = spec.data
+        n = int(data.get("n_train", 2000))
+        flops = 80e6 * (int(data.get("image_size", 64)) / 64) ** 2
+        per_cell = (
+            sum(3 * flops * n * f * spec.train.epochs for f in spec.fractions) / len(spec.fractions) / 50e9
+        )
+    return per_cell * len(todo) / max(1, n_jobs)
+
+
+def run(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    spec = resolve_spec(args)
+    n_jobs = args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1)
+    if n_jobs < 1:
+        raise UsageError(f"--n-jobs must be >= 1, got {n_jobs}")
+    paths = StudyPaths(args.out or Path("results") / spec.name)
+    cells = cells_of(spec)
+    ids = {c: run_id(spec, c) for c in cells}
+    done = finished_run_ids(paths) if paths.table_dir("runs").is_dir() else set()
+    todo = [c for c in cells if args.force or ids[c] not in done]
+
+    if args.dry_run:
+        eta = estimate_seconds(spec, paths, todo, n_jobs)
+        for cell in cells:
+            mark = "done" if ids[cell] in done and not args.force else "todo"
+            where = f"seed={cell.seed:<3} fraction={cell.data_fraction:<5}"
+            print(f"{mark}  {ids[cell]}  {cell.variant:<12} {where} {cell.model}")
+        done_n = len(cells) - len(todo)
+        print(
+            f"{len(cells)} cells, {done_n} done, {len(todo)} to run; "
+            f"estimated {_duration(eta)} with {n_jobs} job(s)"
+        )
+        return 0
+
+    try:
+        paths.prepare()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    check_same_design(paths, spec)
+    _preflight(spec)
+    write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    env = environment(argv, n_jobs, args.backend)
+    _record_environment(paths, env)
+    provenance = {"git_commit": env["git_commit"]}
+
+    t0 = time.perf_counter()
+    results = _execute(spec, todo, paths, args, n_jobs, provenance)
+    elapsed = time.perf_counter() - t0
+    final = read_study(paths.root)["runs"]
+    mine = final[final["run_id"].isin(set(ids.values()))]
+    if not args.quiet:
+        _summary(mine, results, elapsed, len(cells))
+    all_ok = len(mine) == len(cells) and bool((mine["status"] == "ok").all())
+    return 0 if all_ok else 1
+
+
+def _preflight(spec: StudySpec) -> None:
+    """Load the first seed's data in this process, so a bad path or option stops the grid at once."""
+    try:
+        load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **spec.data)
+    except (ValueError, OSError, TypeError) as exc:
+        raise UsageError(f"cannot load data set {spec.dataset!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _record_environment(paths: StudyPaths, env: dict) -> None:
+    history = []
+    if paths.environment.exists():
+        with contextlib.suppress(ValueError, OSError):
+            history = json.loads(paths.environment.read_text()).get("invocations", [])
+    write_json(
+        paths.environment,
+        env
+        | {
+            "invocations": [
+                *history,
+                {k: env[k] for k in ("command", "started_at", "n_jobs", "backend", "git_commit")},
+            ]
+        },
+    )
+
+
+def _execute(
+    spec: StudySpec, todo: list[Cell], paths: StudyPaths, args, n_jobs: int, provenance: dict
+) -> list[dict]:
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    os.environ.update(worker_environment())
+    spec_dict = spec.to_dict()
+    show = not args.quiet and sys.stderr.isatty()
+    bar = tqdm(total=len(todo), unit="cell", disable=not show, dynamic_ncols=True)
+    tasks = (delayed(execute_cell)(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
+    results: list[dict] = []
+    counts: Counter = Counter()
+
+    def consume(stream) -> None:
+        for result in stream:
+            results.append(result)
+            counts[result["status"]] += 1
+            bar.update(1)
+            bar.set_postfix({k: v for k, v in counts.items() if k != "ok"} or {"failures": 0})
+
+    try:
+        if args.backend == "dask":
+            with _dask_backend(args.scheduler, n_jobs):
+                consume(Parallel(n_jobs=-1, return_as="generator_unordered")(tasks))
+        elif n_jobs == 1:
+            consume(execute_cell(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
+        else:
+            consume(Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks))
+    finally:
+        bar.close()
+    return results
+
+
+@contextlib.contextmanager
+def _dask_backend(scheduler: str | None, n_jobs: int):
+    try:
+        import dask
+        import distributed
+        from joblib import parallel_config
+    except ImportError:
+        raise UsageError("--backend dask needs the dask extra: pip install -e '.[dask]'") from None
+    env = worker_environment()
+    # The nanny sets MALLOC_TRIM_THRESHOLD_=65536 by default, which was measured to halve training speed.
+    dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ": dict(
+                dask.config.get("distributed.nanny.pre-spawn-environ", {})
+            )
+            | env
+        }
+    )
+    cluster = None
+    if scheduler is None:
+        cluster = distributed.LocalCluster(
+            n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    client = distributed.Client(scheduler or cluster)
+    try:
+        with parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _summary(runs, results: list[dict], elapsed: float, n_cells: int) -> None:
+    ran = [r for r in results if not r["skipped"]]
+    print(f"\n{len(ran)} cell(s) run in {_duration(elapsed)}; study holds {len(runs)}/{n_cells} cells")
+    if len(runs):
+        table = runs.groupby(["variant", "status"]).size().unstack(fill_value=0)
+        acc = runs[runs["status"] == "ok"].groupby("variant")["accuracy"].mean().rename("mean accuracy")
+        secs = runs.groupby("variant")["train_seconds"].median().rename("median train s")
+        print(table.join(acc).join(secs).round(4).to_string())
+    for r in ran:
+        if r["status"] != "ok":
+            lines = (r.get("error") or "").strip().splitlines()
+            cell = r["cell"]
+            last = lines[-1] if lines else ""
+            print(f"  {r['status']}: {cell.variant} seed={cell.seed} fraction={cell.data_fraction}: {last}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except UsageError as exc:
+        print(f"experiments.grid: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
