@@ -48,8 +48,9 @@ class TrainConfig:
     monitor : {"val_loss", "val_accuracy", "val_auroc"}
         Validation quantity for model selection (AUROC falls back to accuracy for multi-class).
     min_steps : int
-        Train for at least this many optimiser steps, adding epochs when the subset is small, so that
-        a 5 % data fraction is not also a 20x shorter optimisation.
+        Train for at least this many optimiser steps in all, so that a 5 % data fraction is not also a
+        20x shorter optimisation. A small subset gets longer epochs (several shuffled passes each)
+        rather than more of them, so validation still runs ``epochs`` times.
     channels_last : bool
         Run convolutions in NHWC layout (faster with oneDNN on CPU).
     eval_batch_size : int
@@ -135,19 +136,19 @@ def fit(
     order = torch_generator(seed, "order")
 
     n = len(y_train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    epochs = config.epochs
+    passes = max(1, math.ceil(config.min_steps / (epochs * math.ceil(n / config.batch_size))))
     sign = 1.0 if config.monitor == "val_loss" else -1.0  # minimise sign * monitor
     best, best_state, best_epoch, waited = math.inf, None, -1, 0
-    result = FitResult(model=model, status="ok", config=asdict(config) | {"epochs_scheduled": epochs})
+    result = FitResult(model=model, status="ok", config=asdict(config) | {"passes_per_epoch": passes})
     start = time.perf_counter()
 
     for epoch in range(epochs):
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=order)
+        perm = torch.cat([torch.randperm(n, generator=order) for _ in range(passes)])
         loss_sum, correct = 0.0, 0
-        for i in range(0, n, config.batch_size):
+        for i in range(0, len(perm), config.batch_size):
             idx = perm[i : i + config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             logits = model(xb)  # (B, 1) or (B, K)
@@ -167,8 +168,8 @@ def fit(
         val = evaluate(model, x_val, data.y_val, data.num_classes, config.eval_batch_size)
         row = {
             "epoch": epoch,
-            "train_loss": loss_sum / n,
-            "train_accuracy": correct / n,
+            "train_loss": loss_sum / len(perm),
+            "train_accuracy": correct / len(perm),
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
             "val_auroc": val["auroc"],

@@ -74,11 +74,12 @@ def test_best_epoch_is_restored_and_patience_stops_early():
     assert result.best_epoch == min(range(len(losses)), key=losses.__getitem__)
 
 
-def test_min_steps_adds_epochs_for_small_subsets():
+def test_min_steps_lengthens_epochs_for_small_subsets():
     data = _blob_splits()
-    config = TrainConfig(epochs=1, batch_size=16, min_steps=12)
+    config = TrainConfig(epochs=2, batch_size=16, min_steps=12)
     result = fit(_small_model(), data, config, seed=0, train_index=torch.arange(32))
-    assert result.epochs_run == 6  # 32 examples = 2 steps per epoch -> 6 epochs for 12 steps
+    assert result.epochs_run == 2  # validation still runs once per epoch
+    assert result.config["passes_per_epoch"] == 3  # 32 examples = 2 steps a pass; 12 steps over 2 epochs
 
 
 def test_train_index_selects_the_subset_and_rejects_empty():
