@@ -125,7 +125,7 @@ def bca_means(
     # acceleration from the jackknife of the mean
     with np.errstate(invalid="ignore", divide="ignore"):
         jack = (xz.sum(1, keepdims=True) - xz) / (n[:, None] - 1)
-    u = np.where(valid, jack.mean(1, where=valid, keepdims=True) - jack, 0.0) if x.size else jack
+    u = np.where(valid, jack.mean(1, where=valid, keepdims=True) - jack, 0.0)
     den = 6.0 * (u**2).sum(1) ** 1.5
     accel = np.divide((u**3).sum(1), den, out=np.zeros_like(theta), where=den > 0)
     if expand:
