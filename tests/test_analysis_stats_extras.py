@@ -112,3 +112,22 @@ def test_claims_without_latency_or_variants_are_unresolved():
     study = simulate_study(seeds=3, variants=("avgpool", "lppool"), seed=7)
     out = claims.evaluate_claims({"runs": study["runs"]}, n_boot=200)
     assert (out["verdict"] == claims.UNRESOLVED).sum() >= 4
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda t, s: latency.latency_ratios(t["latency"], t["runs"], n_boot=300, seed=s),
+        lambda t, s: curves.power_law_fits(t["runs"], n_boot=300, seed=s),
+        lambda t, s: curves.examples_to_target(t["runs"], 0.8, n_boot=300, seed=s),
+    ],
+    ids=["latency_ratios", "power_law_fits", "examples_to_target"],
+)
+def test_seeded_functions_repeat_exactly_and_depend_on_the_seed(compute):
+    study = simulate_study(seeds=5, seed=9)
+    a, b, c = compute(study, 1), compute(study, 1), compute(study, 2)
+    pd.testing.assert_frame_equal(a, b)
+    bounds = [
+        col for col in a.columns if col.endswith(("low", "high")) and col != "low" or col in ("low", "high")
+    ]
+    assert not np.allclose(a[bounds].to_numpy(float), c[bounds].to_numpy(float), equal_nan=True)
