@@ -51,10 +51,10 @@ _TORCH_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.
 ROW_COLUMNS = {name: dtype for name, dtype in LATENCY.items() if name != "run_id"}
 
 # Defaults sized for the default study model (LeNet 32/64 channels, 1x64x64 input, one core): a call for
-# batch sizes 1 and 32 in both memory formats costs 0.2-1.2 s depending on the operator (batch 32 in NCHW
-# dominates at 40-80 ms per pass). Nine repeats give the interval [t(2), t(8)] (96.1 % coverage), which
-# also discards one slow straggler on either side (e.g. a first repeat that was not quite warm).
-# Batch 1 (~1 ms per pass) reaches ~50 repeats through ``min_seconds``.
+# batch sizes 1 and 32 in both memory formats costs about 0.3 s (strided), 0.8 s (avgpool), 0.9 s (maxpool)
+# and up to 1.7 s (maxblurpool, softpool) of CPU; batch 32 in NCHW dominates. Nine repeats give the
+# interval [t(2), t(8)] (96.1 % coverage), which also discards one straggler on either side.
+# Batch 1 (~1-2 ms per pass) reaches 25-50 repeats through ``min_seconds``. Figures: docs/benchmarks.md.
 DEFAULT_WARMUP = 1
 DEFAULT_REPEATS = 9
 DEFAULT_MIN_SECONDS = 0.05

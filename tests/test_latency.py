@@ -210,12 +210,14 @@ def test_thread_cpu_clock_leaves_out_time_spent_off_cpu():
 
 @pytest.mark.parametrize("clock", ["wall", "thread_cpu"])
 def test_twice_the_work_is_slower(clock):
-    kw = dict(
-        clock=clock, batch_sizes=(128,), memory_format="contiguous", warmup=2, repeats=15, min_seconds=0.0
-    )
+    kw = dict(clock=clock, batch_sizes=(128,), memory_format="contiguous", warmup=1, repeats=9, min_seconds=0)
     shape = (1, 512, 1)  # one image flattens to a 512-vector
-    once = measure_latency(Work(4), shape, **kw).summary.loc[0, "median_s"]
-    twice = measure_latency(Work(8), shape, **kw).summary.loc[0, "median_s"]
+    # Alternate the two models over three rounds and keep each one's fastest median, so that a burst of
+    # load from other processes during one measurement cannot reverse the order.
+    once, twice = math.inf, math.inf
+    for _ in range(3):
+        once = min(once, measure_latency(Work(4), shape, **kw).summary.loc[0, "median_s"])
+        twice = min(twice, measure_latency(Work(8), shape, **kw).summary.loc[0, "median_s"])
     assert twice > once
 
 
