@@ -98,28 +98,15 @@ def test_rows_have_the_schema_columns_and_one_block_per_batch_and_format(small_m
     schema.conform("latency", res.rows.assign(run_id="cell-0"))
 
 
-def test_repeats_reach_both_the_count_and_the_minimum_time(small_model):
-    res = measure_latency(
-        small_model,
-        SHAPE,
-        batch_sizes=(1,),
-        memory_format="contiguous",
-        warmup=0,
-        repeats=2,
-        min_seconds=0.03,
-    )
-    assert len(res.rows) >= 2 and res.rows["seconds"].sum() >= 0.03
-    res = measure_latency(
-        small_model,
-        SHAPE,
-        batch_sizes=(1,),
-        memory_format="contiguous",
-        warmup=0,
-        repeats=25,
-        min_seconds=0.0,
-    )
-    assert len(res.rows) == 25
-    assert res.summary.loc[0, "n_repeats"] == 25
+def test_repeats_stop_once_both_the_count_and_the_minimum_time_are_reached():
+    kw = dict(batch_sizes=(1,), memory_format="contiguous", warmup=0)
+    # time-bound: 2 repeats of >= 4 ms cannot fill 30 ms, so timing goes on, and stops at the first
+    # repeat that reaches it
+    seconds = measure_latency(Sleeper(0.004), SHAPE, repeats=2, min_seconds=0.03, **kw).rows["seconds"]
+    assert len(seconds) > 2 and seconds.sum() >= 0.03 and seconds.iloc[:-1].sum() < 0.03
+    # count-bound: 25 repeats, whatever their total
+    res = measure_latency(Sleeper(0.0), SHAPE, repeats=25, min_seconds=0.0, **kw)
+    assert len(res.rows) == 25 and res.summary.loc[0, "n_repeats"] == 25
 
 
 def test_warmup_passes_run_but_are_not_returned():
