@@ -164,13 +164,14 @@ def measure_latency(
     repeats : int
         Minimum number of timed forward passes per batch size and memory format.
     min_seconds : float
-        Minimum total timed duration per batch size and memory format; repeats continue until both
-        ``repeats`` and ``min_seconds`` are reached.
+        Minimum total wall-clock duration of the timed passes per batch size and memory format;
+        repeats continue until both ``repeats`` and ``min_seconds`` are reached.
     seed : int
         Seed of the synthetic input (drawn from a dedicated generator; global RNG state is untouched).
     clock : {"wall", "thread_cpu"}
         ``wall`` (``time.perf_counter_ns``) or ``thread_cpu`` (``time.thread_time_ns``, CPU time of the
-        calling thread; needs ``threads=1``): see :data:`CLOCKS`. ``min_seconds`` counts on this clock.
+        calling thread; needs ``threads=1``): see :data:`CLOCKS`. ``min_seconds`` is always wall time
+        (a CPU clock could stall it for a model that waits instead of computing).
 
     Returns
     -------
@@ -289,18 +290,22 @@ def summarize_latency(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
 def _time_forward(
     model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, min_seconds: float, now: Callable[[], int]
 ) -> list[float]:
-    """Seconds of each timed forward pass on clock ``now``; warm-up passes run first and are not returned."""
+    """Seconds of each timed forward pass on clock ``now``; warm-up passes run first and are not returned.
+
+    Stops once there are ``repeats`` passes and the passes took ``min_seconds`` of wall time.
+    """
     min_ns = int(min_seconds * 1e9)
     times: list[float] = []
-    total_ns = 0
+    wall_ns = 0
     with torch.inference_mode():
         for _ in range(warmup):
             model(x)
-        while len(times) < repeats or total_ns < min_ns:
+        while len(times) < repeats or wall_ns < min_ns:
+            wall_start = time.perf_counter_ns()
             start = now()
             model(x)
             elapsed = now() - start
-            total_ns += elapsed
+            wall_ns += time.perf_counter_ns() - wall_start
             times.append(elapsed / 1e9)
     return times
 

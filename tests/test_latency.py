@@ -104,6 +104,9 @@ def test_repeats_stop_once_both_the_count_and_the_minimum_time_are_reached():
     # repeat that reaches it
     seconds = measure_latency(Sleeper(0.004), SHAPE, repeats=2, min_seconds=0.03, **kw).rows["seconds"]
     assert len(seconds) > 2 and seconds.sum() >= 0.03 and seconds.iloc[:-1].sum() < 0.03
+    # min_seconds is wall time even on the CPU clock, so a model that waits cannot stall the loop
+    cpu = measure_latency(Sleeper(0.004), SHAPE, repeats=2, min_seconds=0.03, clock="thread_cpu", **kw)
+    assert 2 < len(cpu.rows) <= 8 and cpu.rows["seconds"].sum() < 0.03
     # count-bound: 25 repeats, whatever their total
     res = measure_latency(Sleeper(0.0), SHAPE, repeats=25, min_seconds=0.0, **kw)
     assert len(res.rows) == 25 and res.summary.loc[0, "n_repeats"] == 25
