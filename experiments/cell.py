@@ -24,7 +24,7 @@ import torch
 
 import downscalexr
 from downscalexr import schema
-from downscalexr.data.base import ImageSplits
+from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
 from downscalexr.latency import cpu_model, measure_latency
 from downscalexr.metrics import binary_metrics, multiclass_metrics
@@ -92,6 +92,7 @@ def run_cell(
 def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str, row: dict):
     binary = data.num_classes == 2
     index = nested_fractions(data.y_train, spec.fractions, cell.seed)[cell.data_fraction]
+    data = standardized(data, index)
     channels, size, _ = data.input_shape
     model = create_model(
         spec.model,
