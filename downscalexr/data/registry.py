@@ -44,7 +44,9 @@ def seed_dependent(name: str) -> bool:
 
 def dataset_options(name: str) -> list[str]:
     """Option names ``load_dataset(name, ...)`` accepts (besides ``seed`` and ``test_seed``)."""
-    params = inspect.signature(dataset_loader(name)).parameters
+    params = list(inspect.signature(dataset_loader(name)).parameters)
+    if not seed_dependent(name):
+        params = ["path", *params[1:]]  # real-data loaders take the data location first
     return [p for p in params if p not in ("seed", "test_seed")]
 
 
@@ -57,10 +59,12 @@ def load_dataset(name: str, *, seed: int, test_seed: int = 0, **options) -> Imag
         raise ValueError(f"data set {name!r}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
     if seed_dependent(name):
         return loader(seed=seed, test_seed=test_seed, **options)
-    if "root" in inspect.signature(loader).parameters or "path" in inspect.signature(loader).parameters:
-        if not (options.get("root") or options.get("path")):
-            raise ValueError(
-                f"data set {name!r} needs a path to the data (study `data: {{path: ...}}` or --data)"
-            )
+    options = dict(options)
+    path = options.pop("path", None)
+    if not path:
+        raise ValueError(
+            f"data set {name!r} needs the path to the data: pass --data PATH or set `data: {{path: ...}}` "
+            "in the study file (see docs/real-data.md for where to obtain it and the expected layout)"
+        )
     # Real data: the validation split carved out of train is fixed for the study, like the test set.
-    return loader(seed=test_seed, **options)
+    return loader(path, seed=test_seed, **options)
