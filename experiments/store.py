@@ -136,20 +136,25 @@ def cell_lock(paths: StudyPaths, run_id: str) -> Iterator[bool]:
 
 
 def is_finished(paths: StudyPaths, run_id: str) -> bool:
-    """Whether the cell's ``runs`` file exists and is a valid one-row table for ``run_id``."""
-    path = paths.cell_file("runs", run_id)
-    if not path.exists():
-        return False
-    return _read_valid(paths, "runs", path) is not None
+    """Whether every table's file of the cell exists and is valid (``runs``: one row for ``run_id``).
+
+    Checking all four, not only the ``runs`` marker, means a cell whose predictions file was damaged
+    after it finished is recomputed rather than kept without its predictions.
+    """
+    for table in ("runs", *WRITE_ORDER[:-1]):
+        path = paths.cell_file(table, run_id)
+        if not path.exists() or _read_valid(paths, table, path) is None:
+            return False
+    return True
 
 
 def finished_run_ids(paths: StudyPaths) -> set[str]:
-    """Run ids whose ``runs`` file is present and valid; invalid files are quarantined with a warning."""
-    done = set()
-    for path in sorted(paths.table_dir("runs").glob("*.parquet")):
-        if _read_valid(paths, "runs", path) is not None:
-            done.add(path.stem)
-    return done
+    """Run ids whose files are all present and valid; invalid files are quarantined with a warning."""
+    return {
+        path.stem
+        for path in sorted(paths.table_dir("runs").glob("*.parquet"))
+        if is_finished(paths, path.stem)
+    }
 
 
 def read_study(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
