@@ -44,20 +44,27 @@ def data_for(spec: StudySpec, seed: int) -> ImageSplits:
     return _cached_data(spec.name, spec.dataset, options, max(data_seed, 0), spec.test_seed)
 
 
-def execute_cell(spec_dict: dict, cell: Cell, root: str, force: bool, provenance: dict) -> dict:
+def execute_cell(
+    spec_dict: dict, cell: Cell, root: str, force: bool, provenance: dict, wait: bool = False
+) -> dict:
     """Run one cell in this process and store it; return a short summary for the progress display.
 
-    Returns ``{"run_id", "status", "seconds", "skipped"}``; ``skipped`` is set when another runner
-    holds the cell or it was already finished.
+    Returns ``{"run_id", "status", "seconds", "skipped", "locked", "cell"}``; ``skipped`` is set when
+    the cell was already finished or another runner holds it (then ``locked`` is set too). With
+    ``wait``, a held cell is waited for and run only if its holder did not finish it (a killed holder).
     """
     torch.set_num_threads(1)
     spec = from_dict(StudySpec, spec_dict)
     paths = StudyPaths(root)
     rid = run_id(spec, cell)
     t0 = time.perf_counter()
-    with cell_lock(paths, rid) as mine:
-        if not mine or (not force and is_finished(paths, rid)):
-            return {"run_id": rid, "status": "skipped", "seconds": 0.0, "skipped": True, "cell": cell}
+    skip = {"run_id": rid, "status": "skipped", "seconds": 0.0, "skipped": True, "cell": cell}
+    with cell_lock(paths, rid, wait=wait) as mine:
+        if not mine:
+            return skip | {"locked": True}
+        # after waiting, the holder was another runner that has just stored the cell: --force included
+        if (not force or wait) and is_finished(paths, rid):
+            return skip | {"locked": False}
         data = data_for(spec, cell.seed)
         tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})
         write_cell(paths, tables)
@@ -67,6 +74,7 @@ def execute_cell(spec_dict: dict, cell: Cell, root: str, force: bool, provenance
         "status": str(row["status"]),
         "seconds": time.perf_counter() - t0,
         "skipped": False,
+        "locked": False,
         "cell": cell,
         "error": str(row["error"]) if row["status"] != "ok" else "",
     }

@@ -327,6 +327,15 @@ def _execute(
             consume(execute_cell(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
         else:
             consume(Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks))
+        # Cells another runner held: wait for each, so this runner's exit code and summary describe
+        # the finished study rather than a cell still in flight elsewhere (rare; run in-process).
+        held = [r for r in results if r.get("locked")]
+        if held:
+            results[:] = [r for r in results if not r.get("locked")]
+            for r in held:
+                results.append(
+                    execute_cell(spec_dict, r["cell"], str(paths.root), args.force, provenance, wait=True)
+                )
     finally:
         bar.close()
     return results

@@ -116,16 +116,17 @@ def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
 
 
 @contextlib.contextmanager
-def cell_lock(paths: StudyPaths, run_id: str) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking lock on one cell; yields False when another runner holds it.
+def cell_lock(paths: StudyPaths, run_id: str, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive lock on one cell; yields False when another runner holds it.
 
+    With ``wait`` the call blocks until the other runner lets go, then yields True.
     ``flock`` locks die with their process, so a killed runner never leaves a stale lock behind.
     """
     path = paths.lock_file(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
