@@ -204,3 +204,27 @@ def test_lock_dies_with_its_process(paths):
         time.sleep(0.05)
     assert mine
     assert os.path.exists(path)
+
+
+def test_waiting_lock_blocks_until_the_holder_lets_go(paths):
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); "
+        "fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(0.5)"
+    )
+    path = paths.lock_file("busy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        with cell_lock(paths, "busy", wait=True) as mine:
+            waited = time.monotonic() - t0
+            assert mine
+    finally:
+        proc.kill()
+        proc.wait()
+    assert waited > 0.3  # the holder sleeps 0.5 s after taking the lock
