@@ -230,7 +230,8 @@ def _short_traceback(exc: BaseException) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # milliseconds: cells of small studies take well under a second, and the benchmark times them
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def wall_clock() -> float:
