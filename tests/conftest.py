@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,6 +26,26 @@ def grid_env() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
 
 
+@contextlib.contextmanager
+def process_state_kept():
+    """Undo what an in-process grid run changes in this process: environment variables, torch threads."""
+    import torch
+
+    env, threads = dict(os.environ), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def kept_process_state():
+    """The :func:`process_state_kept` context manager, for fixtures of any scope."""
+    return process_state_kept
+
+
 @pytest.fixture
 def run_grid(capsys) -> Callable[..., tuple[int, str, str]]:
     """Run ``experiments.grid.main(argv)`` in this process; return (exit code, stdout, stderr)."""
@@ -32,7 +53,8 @@ def run_grid(capsys) -> Callable[..., tuple[int, str, str]]:
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = main([str(a) for a in argv])
+        with process_state_kept():
+            code = main([str(a) for a in argv])
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -34,10 +34,11 @@ def cells_run(stdout: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
+def smoke(tmp_path_factory, kept_process_state) -> Path:
     """The whole smoke study (2 seeds x 2 fractions x 3 variants), run once in-process."""
     out = tmp_path_factory.mktemp("smoke") / "study"
-    code = main(["--study", "smoke", "--out", str(out), "--n-jobs", "1", "--quiet"])
+    with kept_process_state():
+        code = main(["--study", "smoke", "--out", str(out), "--n-jobs", "1", "--quiet"])
     assert code == 0
     return out
 
