@@ -172,12 +172,14 @@ def _latency_rows(spec: StudySpec, model, input_shape, rid: str) -> pd.DataFrame
         warmup=lat.warmup,
         repeats=lat.repeats,
         min_seconds=lat.min_seconds,
+        clock=lat.clock,
     )
     rows = pd.DataFrame(result.rows)
     rows.insert(0, "run_id", rid)
     # Other load on the machine inflates timings; keep the evidence beside them.
     rows["load_before"] = load_before
     rows["load_after"] = os.getloadavg()[0]
+    rows["clock"] = lat.clock
     return rows
 
 

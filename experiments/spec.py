@@ -35,6 +35,7 @@ class LatencySpec:
     warmup: int = 3
     repeats: int = 10
     min_seconds: float = 0.05
+    clock: str = "wall"  # or "thread_cpu": CPU time of the timing thread, blind to other processes' load
 
 
 @dataclass(frozen=True)
