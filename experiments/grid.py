@@ -213,7 +213,14 @@ def estimate_seconds(spec: StudySpec, paths: StudyPaths, todo: list[Cell], n_job
     """Seconds to run ``todo``: from finished cells of this study when any, else from a FLOP model."""
     done = read_study(paths.root)["runs"] if paths.table_dir("runs").is_dir() else None
     if done is not None and len(done):
-        per_cell = float(done["train_seconds"].median()) * 1.15
+        # a cell is more than its training (model build, evaluation, latency timing): use its wall time,
+        # and the mean, since the estimate is of a total
+        import pandas as pd
+
+        start = pd.to_datetime(done["started_at"], format="ISO8601", utc=True, errors="coerce")
+        end = pd.to_datetime(done["finished_at"], format="ISO8601", utc=True, errors="coerce")
+        wall = (end - start).dt.total_seconds().mean()
+        per_cell = float(wall) if wall > 0 else float(done["train_seconds"].mean()) * 1.15
     else:
         # ~50 GFLOP/s effective per core for training (3x forward FLOPs per image).
         data = spec.data
