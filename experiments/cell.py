@@ -24,6 +24,7 @@ import torch
 
 import downscalexr
 from downscalexr import schema
+from downscalexr.consistency import shift_consistency, shift_pairs
 from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
 from downscalexr.latency import cpu_model, measure_latency
@@ -155,9 +156,18 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         )
     preds.insert(0, "run_id", rid)
     tables["predictions"] = preds
+    if spec.consistency.enabled:
+        row |= _consistency(spec, model, data.x_test)
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
     return row, tables
+
+
+def _consistency(spec: StudySpec, model, x_test: torch.Tensor) -> dict:
+    cons = spec.consistency
+    x = x_test[: cons.n_images]
+    pairs = shift_pairs(len(x), x.shape[-1], cons.max_fraction, seed=spec.test_seed)
+    return {f"shift_consistency_{mode}": shift_consistency(model, x, pairs, mode) for mode in cons.modes}
 
 
 def _latency_rows(spec: StudySpec, model, input_shape, rid: str) -> pd.DataFrame:

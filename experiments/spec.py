@@ -39,6 +39,20 @@ class LatencySpec:
 
 
 @dataclass(frozen=True)
+class ConsistencySpec:
+    """Shift consistency of each trained model (see :mod:`downscalexr.consistency`).
+
+    Off by default: two shifted passes per mode over ``n_images`` test images cost about a fifth of a
+    default cell. Shift pairs are drawn from the study's ``test_seed``, so they are paired across cells.
+    """
+
+    enabled: bool = False
+    max_fraction: float = 0.125
+    n_images: int = 500
+    modes: tuple[str, ...] = ("circular", "pad")
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """One study: every combination of ``variants`` x ``seeds`` x ``fractions`` is one training run.
 
@@ -66,6 +80,7 @@ class StudySpec:
         Deployment transforms (``none`` only, for now); a design factor of the cell.
     train : TrainConfig
     latency : LatencySpec
+    consistency : ConsistencySpec
     reference : str
         Reference variant for contrasts in the report.
     """
@@ -82,6 +97,7 @@ class StudySpec:
     transforms: tuple[str, ...] = ("none",)
     train: TrainConfig = field(default_factory=TrainConfig)
     latency: LatencySpec = field(default_factory=LatencySpec)
+    consistency: ConsistencySpec = field(default_factory=ConsistencySpec)
     reference: str = "avgpool"
     description: str = ""
 
