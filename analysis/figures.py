@@ -149,12 +149,12 @@ def bias_plot(bias: pd.DataFrame, *, reference: str | None = None):
         Line2D([], [], color="0.4", marker=_MARKERS[i % len(_MARKERS)], ls="", label=f"{f:g}")
         for i, f in enumerate(fractions)
     ]
-    fig.legend(handles=handles, title="variant / fraction", loc="outside right upper")
+    fig.legend(handles=handles, title="variant / fraction", loc="outside right center")
     lim = max(ax.get_xlim()[1], ax.get_ylim()[1])
     ax.plot([0, lim], [0, lim], color="0.6", lw=1, ls=":")
     ax.set_xlabel("false-positive rate (%)")
     ax.set_ylabel("false-negative rate (%)")
-    fig.suptitle("FPR vs FNR per variant and data fraction (95 % intervals; dotted: FPR = FNR)")
+    fig.suptitle("FPR vs FNR, 95 % intervals (dotted: FPR = FNR)")
     ax.grid(alpha=0.3)
     return fig, ax
 
@@ -337,7 +337,7 @@ def tradeoff_plot(frame: pd.DataFrame, *, metric: str = "accuracy", reference: s
     axes[0].set_ylabel(f"{metric}{unit}")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    fig.legend(unique.values(), unique.keys(), title="variant", loc="outside right upper")
+    fig.legend(unique.values(), unique.keys(), title="variant", loc="outside right center")
     fig.suptitle(f"{metric} vs cost (95 % intervals over seeds)")
     return fig, (axes[0] if len(axes) == 1 else axes)
 
@@ -374,7 +374,7 @@ def interval_points(
     ax.set_ylabel(f"{ylabel}{unit}")
     ax.axhline(0, color="0.6", lw=1)
     fig.suptitle(title)
-    fig.legend(title="variant", loc="outside right upper")
+    fig.legend(title="variant", loc="outside right center")
     ax.grid(axis="y", alpha=0.3)
     return fig, ax
 
@@ -384,7 +384,7 @@ def generalization_gap_plot(summary: pd.DataFrame, *, reference: str | None = No
     return interval_points(
         summary,
         metric="generalization_gap",
-        title="Generalization gap: train - test accuracy (95 % intervals over seeds)",
+        title="Generalization gap, 95 % intervals over seeds",
         ylabel="train - test accuracy",
         reference=reference,
     )
@@ -428,7 +428,7 @@ def latency_ratio_plot(ratios: pd.DataFrame):
     ax.set_xlabel("batch size")
     reference = ", ".join(references)
     ax.set_ylabel(f"median latency / {reference} (log scale)")
-    fig.suptitle("Latency ratio of medians (95 % bootstrap intervals; below 1 is faster)")
-    fig.legend(title="variant", loc="outside right upper")
+    fig.suptitle("Latency ratio of medians, 95 % intervals (below 1: faster)")
+    fig.legend(title="variant", loc="outside right center")
     ax.grid(axis="y", alpha=0.3, which="both")
     return fig, ax

@@ -7,7 +7,7 @@ A study directory, as written by ``experiments.store``, looks like::
         epochs/<run_id>.parquet        optional
         predictions/<run_id>.parquet   optional
         latency/<run_id>.parquet       optional
-        study.yaml | spec.json         the study specification (optional, provenance)
+        spec.yaml | study.yaml | spec.json   the study specification (optional, provenance)
         environment.json               the machine and package versions (optional, provenance)
 
 Files in a ``quarantine/`` sub-folder, hidden files (``.name``) and temporaries (``*.tmp``) are ignored:
@@ -27,7 +27,7 @@ import yaml
 from downscalexr import schema
 
 TABLES = tuple(schema.TABLES)
-SPEC_FILES = ("study.yaml", "study.yml", "spec.json")
+SPEC_FILES = ("spec.yaml", "study.yaml", "study.yml", "spec.json")
 ENVIRONMENT_FILE = "environment.json"
 
 

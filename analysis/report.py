@@ -172,6 +172,7 @@ def render_latex(
         "\\usepackage{booktabs}",
         "\\usepackage{graphicx}",
         f"\\title{{{latex_escape(title)}}}",
+        "\\author{}",
         "\\date{}",
         "\\begin{document}",
         "\\maketitle",

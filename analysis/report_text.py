@@ -148,7 +148,7 @@ def provenance_lines(
     spec_text = (
         f"{provenance['spec_file']}: {json.dumps(spec, sort_keys=True, default=str)}"
         if spec is not None
-        else "no study.yaml or spec.json beside the tables"
+        else "no spec.yaml, study.yaml or spec.json beside the tables"
     )
     env = provenance.get("environment")
     env_text = json.dumps(env, sort_keys=True, default=str) if env is not None else "no environment.json"
