@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=None, help="override the study's maximum epochs")
     parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="real-data studies: skip unreadable images (recorded in data.json) instead of stopping",
+    )
+    parser.add_argument(
         "--data", default=None, help="path to the data for real-data studies (folder or .npz)"
     )
     parser.add_argument(
@@ -112,12 +117,14 @@ def resolve_spec(args: argparse.Namespace) -> StudySpec:
         overrides["fractions"] = args.fractions
     try:
         spec = load_spec(args.study, **overrides)
-        if args.epochs is not None or args.data is not None:
+        if args.epochs is not None or args.data is not None or args.skip_bad:
             raw = spec.to_dict()
             if args.epochs is not None:
                 raw["train"]["epochs"] = args.epochs
             if args.data is not None:
                 raw["data"]["path"] = args.data
+            if args.skip_bad:
+                raw["data"]["skip_bad"] = True
             spec = load_spec_from(raw)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
@@ -263,7 +270,8 @@ def run(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     check_same_design(paths, spec)
-    _preflight(spec)
+    data_info = _preflight(spec)
+    write_json(paths.root / "data.json", data_info)
     write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
     env = environment(argv, n_jobs, args.backend)
     _record_environment(paths, env)
@@ -280,12 +288,27 @@ def run(argv: list[str] | None = None) -> int:
     return 0 if all_ok else 1
 
 
-def _preflight(spec: StudySpec) -> None:
-    """Load the first seed's data in this process, so a bad path or option stops the grid at once."""
+def _preflight(spec: StudySpec) -> dict:
+    """Load the first seed's data in this process, so a bad path or option stops the grid at once.
+
+    Returns the data set's provenance (how validation was made, skipped files, duplicates, counts)
+    for ``data.json``; per-example id lists are left out.
+    """
     try:
-        load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **spec.data)
+        data = load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **spec.data)
     except (ValueError, OSError, TypeError) as exc:
         raise UsageError(f"cannot load data set {spec.dataset!r}: {str(exc).splitlines()[0]}") from None
+    info = {k: v for k, v in data.info.items() if k != "ids"}
+    counts = {
+        split: {name: int((y == i).sum()) for i, name in enumerate(data.class_names)}
+        for split, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))
+    }
+    return {
+        "dataset": spec.dataset,
+        "input_shape": list(data.input_shape),
+        "class_counts": counts,
+        "info": info,
+    }
 
 
 def _record_environment(paths: StudyPaths, env: dict) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import yaml
@@ -47,6 +49,10 @@ def test_folder_study_runs_with_data_flag_and_fixed_test_set(tmp_path):
     per_run = preds.groupby("run_id")["label"].apply(tuple)
     assert per_run.nunique() == 1 and len(per_run.iloc[0]) == 12
     assert sum(per_run.iloc[0]) == 7
+    # the 2-image official val split was too small: the provenance says a validation set was carved
+    provenance = json.loads((out / "data.json").read_text())
+    assert provenance["class_counts"]["test"] == {"normal": 5, "pneumonia": 7}
+    assert "carved" in json.dumps(provenance["info"]["val_source"]).lower()
 
 
 def test_folder_study_without_data_path_exits_2_and_says_where_to_get_it(tmp_path, capsys):
