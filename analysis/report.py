@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ import pandas as pd
 from analysis import report_extras as rx
 from analysis import report_sections as rs
 from analysis.load import LoadError, load_study, read_provenance
-from analysis.report_text import provenance_lines, summary_lines
+from analysis.report_text import provenance_lines, spec_block, summary_lines
 from analysis.tables import latex_escape, to_latex, to_markdown
 from downscalexr import schema
 
@@ -138,7 +139,9 @@ def build_sections(
     return sections, results
 
 
-def render_markdown(title: str, summary: list[str], sections: list[rs.Section], provenance: list[str]) -> str:
+def render_markdown(
+    title: str, summary: list[str], sections: list[rs.Section], provenance: list[str], spec: str | None = None
+) -> str:
     """The Markdown report: summary first, then each section's text, tables and figures, then provenance."""
     out = [f"# {title}", "", "## Summary of findings", ""] + [f"- {line}" for line in summary]
     for section in sections:
@@ -152,11 +155,18 @@ def render_markdown(title: str, summary: list[str], sections: list[rs.Section], 
         for name, caption, _ in section.figures:
             out += [f"![{caption}](figures/{name}.png)", ""]
     out += ["## Provenance", ""] + [f"- {line}" for line in provenance]
+    if spec is not None:
+        out += ["", "Study specification:", "", "```yaml", spec, "```"]
     return "\n".join(out).rstrip() + "\n"
 
 
 def render_latex(
-    title: str, summary: list[str], sections: list[rs.Section], provenance: list[str], ext: str
+    title: str,
+    summary: list[str],
+    sections: list[rs.Section],
+    provenance: list[str],
+    ext: str,
+    spec: str | None = None,
 ) -> str:
     """A complete LaTeX document that ``\\input``'s ``tables/<name>.tex`` and includes the figures."""
 
@@ -167,7 +177,6 @@ def render_latex(
 
     out = [
         "\\documentclass[10pt]{article}",
-        "\\usepackage[T1]{fontenc}",
         "\\usepackage[margin=1.8cm,landscape]{geometry}",
         "\\usepackage{booktabs}",
         "\\usepackage{graphicx}",
@@ -192,7 +201,18 @@ def render_latex(
                 f"\\label{{fig:{name}}}",
                 "\\end{figure}",
             ]
-    out += ["\\clearpage", "\\section{Provenance}", *items(provenance), "\\end{document}"]
+    out += ["\\clearpage", "\\section{Provenance}", *items(provenance)]
+    if spec is not None and "\\end{verbatim}" not in spec:
+        ascii_spec = spec.encode("ascii", "replace").decode()  # pdflatex's verbatim needs plain characters
+        out += [
+            "Study specification:",
+            "{\\footnotesize",
+            "\\begin{verbatim}",
+            ascii_spec,
+            "\\end{verbatim}",
+            "}",
+        ]
+    out.append("\\end{document}")
     return "\n".join(out) + "\n"
 
 
@@ -253,16 +273,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log(f"loaded {len(tables['runs'])} runs from {results_dir} in {time.perf_counter() - start:.1f} s")
-    sections, results = build_sections(tables, settings, log)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sections, results = build_sections(tables, settings, log)
     title = f"DownScaleXR report: study {study}"
     summary = summary_lines(tables, results, settings)
     prov = provenance_lines(tables, provenance, settings, results_dir, len(results["contrasts"]))
+    if caught:
+        unique = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
+        prov.append(
+            f"Numerical warnings raised by numpy/scipy/statsmodels during the analysis: {len(caught)} "
+            f"({len(unique)} distinct): {'; '.join(unique[:8])}. Mixed-model fit problems are interpreted in "
+            "'Mixed-effects models'."
+        )
+        log(f"  {len(caught)} numerical warnings recorded in the provenance section")
     files = {}
     if "md" in formats:
-        files["report.md"] = render_markdown(title, summary, sections, prov)
+        files["report.md"] = render_markdown(title, summary, sections, prov, spec_block(provenance))
     if "tex" in formats:
         ext = "pdf" if "pdf-figures" in formats else "png"
-        files["report.tex"] = render_latex(title, summary, sections, prov, ext)
+        files["report.tex"] = render_latex(title, summary, sections, prov, ext, spec_block(provenance))
     write_outputs(out, files, sections, formats)
     n_tables = sum(len(s.tables) for s in sections)
     n_figures = sum(len(s.figures) for s in sections)

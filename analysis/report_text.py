@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
 from analysis.tables import format_interval, format_p, format_value, is_unit_metric
 
@@ -71,10 +72,17 @@ def summary_lines(tables: dict, results: dict, settings) -> list[str]:
             for key, name in (("variant", "variant effect"), ("variant:log2_fraction", "variant x fraction"))
             if key in tests.index
         ]
-        lines.append(f"Mixed model of {fit.metric} (pp): likelihood-ratio tests {'; '.join(parts)}.")
-    warned = [f"{f.metric}: {w}" for f in fits for w in f.warnings]
+        caveat = "" if fit.converged else " (the fit did not converge: do not rely on these tests)"
+        lines.append(f"Mixed model of {fit.metric} (pp): likelihood-ratio tests {'; '.join(parts)}{caveat}.")
+    warned = [f for f in fits if f.warnings]
     if warned:
-        lines.append(f"Mixed-model warnings ({len(warned)}): " + "; ".join(warned) + ".")
+        failed = [f.metric for f in fits if not f.converged]
+        lines.append(
+            f"Mixed-model warnings: {sum(len(f.warnings) for f in warned)} for "
+            f"{', '.join(f.metric for f in warned)}"
+            + (f"; no converged fit for {', '.join(failed)}" if failed else "")
+            + " (listed in the section 'Mixed-effects models')."
+        )
     bs = results["bias"]
     pooled = bs[bs["data_fraction"].isna() & (bs["measure"] == "fpr") & (bs["variant"] != ref)]
     over = pooled[pooled["over_calls"].astype(bool)]
@@ -98,6 +106,12 @@ def summary_lines(tables: dict, results: dict, settings) -> list[str]:
     pw = results["power"]
     for r in pw[pw["metric"] == metric].itertuples(index=False):
         scale = is_unit_metric(metric)
+        if not (np.isfinite(r.seed_sd) and r.seed_sd > 0):
+            lines.append(
+                f"Power: the paired {metric} differences do not vary across seeds, so the detectable "
+                "difference cannot be estimated from this study."
+            )
+            continue
         lines.append(
             f"Power: with {r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
             f"{format_value(r.mde, percent=scale)}{unit}; detecting "
@@ -126,6 +140,34 @@ def _distinct(frame: pd.DataFrame, column: str) -> str:
     return ", ".join(values) if values else "not recorded"
 
 
+def _environment(env: object) -> str:
+    """The scalar facts of ``environment.json`` in one line; nested records are only named."""
+    if not isinstance(env, dict):
+        return "not recorded"
+    parts, nested = [], []
+    for key in sorted(env):
+        value = env[key]
+        if key == "packages" and isinstance(value, dict):
+            parts.append("packages " + ", ".join(f"{k} {v}" for k, v in sorted(value.items())))
+        elif key == "command" and isinstance(value, list):
+            parts.append("command `" + " ".join(map(str, value)) + "`")
+        elif isinstance(value, dict | list):
+            nested.append(key)
+        else:
+            parts.append(f"{key} {value}")
+    if nested:
+        parts.append(f"also recorded: {', '.join(nested)}")
+    return "; ".join(parts)
+
+
+def spec_block(provenance: dict) -> str | None:
+    """The study specification as YAML text, to reproduce verbatim in the report (None if absent)."""
+    spec = provenance.get("spec")
+    if spec is None:
+        return None
+    return yaml.safe_dump(spec, sort_keys=True, default_flow_style=False).rstrip()
+
+
 def provenance_lines(
     tables: dict, provenance: dict, settings, results_dir: Path, n_contrasts: int
 ) -> list[str]:
@@ -144,14 +186,12 @@ def provenance_lines(
         f"{name} {importlib.metadata.version(name)}"
         for name in ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "seaborn", "pyarrow")
     )
-    spec = provenance.get("spec")
     spec_text = (
-        f"{provenance['spec_file']}: {json.dumps(spec, sort_keys=True, default=str)}"
-        if spec is not None
+        f"{provenance['spec_file']} (reproduced at the end)"
+        if provenance.get("spec") is not None
         else "no spec.yaml, study.yaml or spec.json beside the tables"
     )
-    env = provenance.get("environment")
-    env_text = json.dumps(env, sort_keys=True, default=str) if env is not None else "no environment.json"
+    env_text = _environment(provenance.get("environment"))
     seeds = sorted(int(s) for s in ok["seed"].unique())
     return [
         f"Analysis code: downscalexr {version}, git commit {commit}; Python {platform.python_version()}; "
@@ -162,7 +202,7 @@ def provenance_lines(
         f"Seeds ({len(seeds)}): {', '.join(map(str, seeds))}; {len(ok)} successful runs, "
         f"{int((runs['status'] != 'ok').sum())} failed or diverged (excluded from all statistics).",
         f"Machine of the runs: CPU {_distinct(runs, 'cpu')}; threads {_distinct(runs, 'threads')}; "
-        f"host {_distinct(runs, 'host_id')}. Environment: {env_text}.",
+        f"host {_distinct(runs, 'host_id')}. Environment (environment.json): {env_text}.",
         f"Intervals: {settings.level} (alpha {settings.alpha:g}). Seed summaries: Student t below 10 seeds, "
         "BCa "
         "bootstrap over seeds from 10. Paired contrasts: bootstrap resampling seeds jointly across variants. "

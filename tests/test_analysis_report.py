@@ -208,3 +208,13 @@ def test_report_tex_compiles_with_pdflatex(built, tmp_path):
         )
         assert done.returncode == 0, done.stdout[-3000:]
     assert (work / "report.pdf").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_study_name_reads_results_and_writes_reports_by_default(study_dir, tmp_path, monkeypatch):
+    shutil.copytree(study_dir, tmp_path / "results" / "mini")
+    monkeypatch.chdir(tmp_path)
+    assert report.main(["--study", "mini", "--format", "md", "--metrics", "accuracy", *FAST]) == 0
+    md = (tmp_path / "reports" / "mini" / "report.md").read_text()
+    assert md.startswith("# DownScaleXR report: study mini")
+    assert report.main(["--study", "absent", "--quiet"]) == 2  # results/absent does not exist
