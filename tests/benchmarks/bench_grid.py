@@ -65,7 +65,11 @@ def cell_times(out: Path) -> pd.DataFrame:
     end = pd.to_datetime(runs["finished_at"], format="ISO8601")
     return pd.DataFrame(
         {
-            "run_id": runs["run_id"],
+            "cell_key": runs["variant"]
+            + "/"
+            + runs["seed"].astype(str)
+            + "/"
+            + runs["data_fraction"].astype(str),
             "accuracy": runs["accuracy"],
             "status": runs["status"],
             "cell": (end - start).dt.total_seconds(),
@@ -84,6 +88,8 @@ def summarise(n_jobs: int, timing: dict, cells: pd.DataFrame) -> dict:
         "cells": len(cells),
         "wall_s": timing["wall"],
         "cpu_s": timing["cpu"],
+        # cores this run actually got: below n_jobs when other processes share the machine
+        "cores_used": timing["cpu"] / timing["wall"],
         "mean_cell_s": cells["cell"].mean(),
         "startup_s": startup,
         # everything a worker does outside run_cell, start-up and idle tail included
@@ -122,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows).set_index("n_jobs")
     with pd.option_context("display.width", 160, "display.precision", 2):
         print(table.to_string())
+    # by design coordinates, not run_id: a spec field added between the two runs changes every run_id
+    cols = ["status", "accuracy"]
     same = (
         cells[1]
-        .set_index("run_id")[["status", "accuracy"]]
+        .set_index("cell_key")[cols]
         .sort_index()
-        .equals(cells[2].set_index("run_id")[["status", "accuracy"]].sort_index())
+        .equals(cells[2].set_index("cell_key")[cols].sort_index())
     )
     ratio = table.loc[1, "wall_s"] / table.loc[2, "wall_s"]
     cpu_ratio = table.loc[2, "cpu_s"] / table.loc[1, "cpu_s"]
@@ -135,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"per-cell overhead (1 worker, start-up excluded): {table.loc[1, 'per_cell_overhead_pct']:.1f} %")
     print(f"identical results with 1 and 2 workers: {same}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if table.loc[2, "cores_used"] < 1.8:
+        print(
+            f"warning: the 2-worker run got {table.loc[2, 'cores_used']:.2f} cores (other load on the "
+            "machine), so its wall time and the speed-up understate an idle machine's; "
+            "the CPU-seconds ratio shows whether parallel workers did extra work."
+        )
     return 0
 
 
