@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from analysis.tables import is_unit_metric  # noqa: E402
@@ -65,6 +65,9 @@ def learning_curves(curve: pd.DataFrame, *, metric: str, reference: str | None =
         ax.plot(part["n_train"], part["mean"] * scale, marker="o", color=colour, label=str(variant))
         ax.fill_between(part["n_train"], part["low"] * scale, part["high"] * scale, color=colour, alpha=0.2)
     ax.set_xscale("log")
+    sizes = sorted(set(curve["n_train"]))
+    ax.set_xticks(sizes, [f"{n:,.0f}" for n in sizes])  # the design's sizes, not 3x10^2-style minor labels
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training examples (log scale)")
     ax.set_ylabel(f"{metric}{unit}")
     ax.set_title(f"Learning curves: {metric} (bands: 95 % intervals over seeds)")

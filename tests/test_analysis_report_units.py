@@ -167,8 +167,8 @@ def _overlapping_text(fig: Figure) -> list[tuple[str, str]]:
 
     groups = []
     for ax in fig.axes:
-        groups += [boxes(t for t in ax.get_xticklabels() if t.get_text())]
-        groups += [boxes(t for t in ax.get_yticklabels() if t.get_text())]
+        for axis in (ax.xaxis, ax.yaxis):  # major and minor labels together (log axes label minor ticks)
+            groups.append(boxes(t for t in axis.get_ticklabels(which="both") if t.get_text()))
     top = [ax.title for ax in fig.axes if ax.get_title()] + list(fig.legends)
     if fig._suptitle is not None:
         top.append(fig._suptitle)
@@ -205,9 +205,9 @@ def test_every_figure_returns_fig_and_axes_without_overlapping_ticks(small):
         ]
     )  # fmt: skip
     bias = pd.concat([_summary(measure=m) for m in ("fpr", "fnr")], ignore_index=True)
-    curve = (
-        _summary().rename(columns={"data_fraction": "n_train"}).assign(n_train=lambda d: d["n_train"] * 4000)
-    )
+    fractions = (0.05, 0.1, 0.25, 0.5, 1.0)  # the default design: 200 .. 4000 examples on a log axis
+    curve = _summary(fractions=fractions).rename(columns={"data_fraction": "n_train"})
+    curve["n_train"] *= 4000
     trade = _summary(fractions=(1.0,)).assign(
         median_ms=[2.0, 2.2], params=[6.1e4, 6.1e4], throughput=[900.0, 800.0]
     )
