@@ -16,12 +16,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from analysis.tables import is_unit_metric  # noqa: E402
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_RATIO_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0)
 
 
 def variant_palette(variants, reference: str | None = None) -> dict[str, tuple]:
@@ -333,6 +334,7 @@ def tradeoff_plot(frame: pd.DataFrame, *, metric: str = "accuracy", reference: s
         # a log axis spanning less than a decade only adds cramped minor-tick labels
         if log and values.min() > 0 and values.max() / values.min() >= 10:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             label = label.replace(", log scale", "").replace(" (log scale)", "")
         ax.set_xlabel(label)
@@ -393,6 +395,16 @@ def generalization_gap_plot(summary: pd.DataFrame, *, reference: str | None = No
     )
 
 
+def _spaced_ticks(low: float, high: float, n: int = 8) -> list[float]:
+    """Round ratios within [low, high], 1 first, then others at least 1/n of the log range apart."""
+    gap = np.log(high / low) / n
+    kept: list[float] = []
+    for t in sorted((t for t in _RATIO_TICKS if low <= t <= high), key=lambda t: abs(np.log(t))):
+        if all(abs(np.log(t / k)) >= gap for k in kept):
+            kept.append(t)
+    return sorted(kept)
+
+
 def latency_ratio_plot(ratios: pd.DataFrame):
     """Latency ratio of medians vs the reference per batch size, log scale (``analysis.latency``).
 
@@ -423,10 +435,12 @@ def latency_ratio_plot(ratios: pd.DataFrame):
             label=variant if len(formats) == 1 else f"{variant}, {fmt}",
         )
     ax.set_yscale("log")
-    plain = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.8, not 8 x 10^-1
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
     ax.axhline(1, color="0.3", lw=1, ls="--")
+    low, high = ax.get_ylim()
+    ticks = _spaced_ticks(low, high)
+    if len(ticks) >= 2:  # readable ratios (0.8, 1.25) instead of 8 x 10^-1 minor-tick labels
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xticks(range(len(batches)), [str(b) for b in batches])
     ax.set_xlabel("batch size")
     reference = ", ".join(references)
