@@ -28,6 +28,20 @@ def worker_environment() -> dict[str, str]:
     return env | THREAD_ENV
 
 
+class _Unavailable:
+    """Stands in for a seed's data that could not be loaded: any use re-raises the loading error.
+
+    :func:`run_cell` turns an exception inside the run into a ``failed`` row with its text, so the
+    cell is stored as failed, with the error, while the grid goes on with the other cells.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str):
+        raise self.error
+
+
 @lru_cache(maxsize=2)
 def _cached_data(spec_key: str, dataset: str, options_key: str, seed: int, test_seed: int) -> ImageSplits:
     import json
@@ -65,7 +79,10 @@ def execute_cell(
         # after waiting, the holder was another runner that has just stored the cell: --force included
         if (not force or wait) and is_finished(paths, rid):
             return skip | {"locked": False}
-        data = data_for(spec, cell.seed)
+        try:
+            data = data_for(spec, cell.seed)
+        except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
+            data = _Unavailable(exc)
         tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})
         write_cell(paths, tables)
     row = tables["runs"].iloc[0]
