@@ -230,6 +230,27 @@ def test_a_raising_cell_is_stored_as_failed_and_the_grid_continues(run_grid, tmp
     assert "failed: maxpool" in stdout
 
 
+def test_a_seed_whose_data_fails_to_load_fails_its_cells_only(run_grid, tmp_path, monkeypatch):
+    import experiments._execute as execute
+
+    real = execute.data_for
+
+    def flaky(spec, seed):
+        if seed == 1:
+            raise OSError("planted: data of seed 1 unreadable")
+        return real(spec, seed)
+
+    monkeypatch.setattr(execute, "data_for", flaky)
+    out = tmp_path / "study"
+    argv = ("--study", "smoke", "--out", out, "--n-jobs", "1", "--seed-list", "0,1", "--fractions", "1.0")
+    code, _, _ = run_grid(*argv)
+    assert code == 1
+    runs = read_study(out)["runs"].set_index("seed")
+    assert (runs.loc[0, "status"] == "ok").all()
+    assert (runs.loc[1, "status"] == "failed").all()
+    assert runs.loc[1, "error"].str.contains("planted: data of seed 1 unreadable").all()
+
+
 def test_a_diverging_run_is_stored_as_diverged(run_grid, study_yaml, tmp_path):
     path = study_yaml("exploding", variants=["avgpool", "strided"], train={"lr": 1e12, "optimizer": "sgd"})
     out = tmp_path / "study"
