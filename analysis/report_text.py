@@ -51,16 +51,18 @@ def summary_lines(tables: dict, results: dict, settings) -> list[str]:
     pc = results["contrasts"]
     prim = pc[pc["metric"] == metric]
     for variant, part in prim.groupby("variant", sort=True):
-        pooled = part[part["data_fraction"].isna()]
         per = part[part["data_fraction"].notna()]
+        # a study with one fraction has no pooled row: its single fraction is the overall answer
+        pooled = part[part["data_fraction"].isna()] if part["data_fraction"].isna().any() else per
         n_sig = int((per["p_holm"] < settings.alpha).sum())
         if len(pooled):
             r = pooled.iloc[0]
             cell = format_interval(r["diff"], r["low"], r["high"], percent=is_unit_metric(metric))
             verdict = _direction(r["low"], r["high"], f"higher than {ref}", f"lower than {ref}")
+            pooled_row = pd.isna(r["data_fraction"])
+            where = "pooled over fractions" if pooled_row else f"at fraction {r['data_fraction']:g}"
             lines.append(
-                f"{variant} vs {ref}, {metric} pooled over fractions: {cell}{unit} (Holm p "
-                f"{format_p(r['p_holm'])}): "
+                f"{variant} vs {ref}, {metric} {where}: {cell}{unit} (Holm p {format_p(r['p_holm'])}): "
                 f"{verdict}; Holm-significant at {n_sig} of {len(per)} fractions."
             )
     fits = results["mixed models"] or []
@@ -97,12 +99,22 @@ def summary_lines(tables: dict, results: dict, settings) -> list[str]:
     lr = results["latency"]
     if lr is not None and len(lr):
         small = lr[lr["batch_size"] == lr["batch_size"].min()]
-        best = small.loc[small["ratio"].idxmin()]
-        lines.append(
-            f"Fastest at batch size {int(best['batch_size'])}: {best['variant']}, median latency "
-            f"{format_interval(best['ratio'], best['low'], best['high'])} x {ref}'s "
-            f"({best['median_ms']:.3g} ms)."
-        )
+        ranked = small.sort_values(["ratio", "variant"])
+        best = ranked.iloc[0]
+        if best["variant"] == ref and len(ranked) > 1:
+            nxt = ranked.iloc[1]
+            ratio = format_interval(nxt["ratio"], nxt["low"], nxt["high"])
+            lines.append(
+                f"Fastest at batch size {int(best['batch_size'])}: {ref} itself "
+                f"({best['median_ms']:.3g} ms); "
+                f"the next, {nxt['variant']}, takes {ratio} x its median latency."
+            )
+        else:
+            lines.append(
+                f"Fastest at batch size {int(best['batch_size'])}: {best['variant']}, median latency "
+                f"{format_interval(best['ratio'], best['low'], best['high'])} x {ref}'s "
+                f"({best['median_ms']:.3g} ms)."
+            )
     pw = results["power"]
     for r in pw[pw["metric"] == metric].itertuples(index=False):
         scale = is_unit_metric(metric)
