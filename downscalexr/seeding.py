@@ -8,9 +8,12 @@ does not shift the numbers another consumer sees.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -36,6 +39,8 @@ def numpy_rng(seed: int, *names: object) -> np.random.Generator:
 
 def torch_generator(seed: int, *names: object) -> torch.Generator:
     """A CPU ``torch.Generator`` for the stream ``names`` of ``seed``."""
+    import torch  # here, not at the top: analysis uses numpy_rng and should not pay torch's import
+
     gen = torch.Generator(device="cpu")
     gen.manual_seed(derive_seed(seed, *names))
     return gen
