@@ -14,6 +14,7 @@ import platform
 import time
 
 import torch
+from bench_operators import make_step  # same directory: one definition of a training step
 
 from downscalexr.layers import list_downsample
 from downscalexr.models import create_model, forward_flops
@@ -22,20 +23,8 @@ from downscalexr.models import create_model, forward_flops
 def throughput(
     variant: str, *, model: str, size: int, batch: int, steps: int, warmup: int, channels_last: bool
 ):
+    step = make_step(variant, model=model, size=size, batch=batch, channels_last=channels_last)
     net = create_model(model, downsample=variant, seed=0, input_size=size)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt).train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 1, size, size, generator=gen).contiguous(memory_format=fmt)
-    y = (torch.rand(batch, generator=gen) > 0.5).float()
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def step() -> None:
-        loss = loss_fn(net(x)[:, 0], y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
     for _ in range(warmup):
         step()
