@@ -268,7 +268,13 @@ def test_detection_positives_have_edges_negatives_do_not():
     assert torch.all(excess[s.y_train == 0] < 1e-6)
     assert torch.all(excess[s.y_train == 1] > 0.02)
     # horizontal segments stay within a band of rows no thicker than the widest edge plus its rim
-    h = make_detection_splits(**SMALL_DETECTION, **quiet, edge_types=("horizontal",), edge_width=(1.0, 2.0))
+    h = make_detection_splits(
+        **SMALL_DETECTION,
+        **quiet,
+        edge_types=("horizontal",),
+        edge_width=(1.0, 2.0),
+        segments_per_image=(1, 1),
+    )
     rows = ((h.x_train[h.y_train == 1, 0] - 0.4) > 1e-6).any(dim=2).sum(dim=1)
     assert rows.max() <= 4 and rows.min() >= 1
 

@@ -492,13 +492,13 @@ def make_detection_splits(
     edge_types=("any",),
     diagonal_angles=(30, 45, 120, 135),
     segments_per_image=(1, 1),
-    segment_length=(8.0, 18.0),
+    segment_length=(10.0, 20.0),
     edge_width=(1.0, 2.5),
-    edge_contrast=(0.15, 0.4),
+    edge_contrast=(0.35, 0.75),
     background_intensity=(0.35, 0.65),
     texture_amplitude: float = 0.08,
     texture_correlation: float = 1.5,
-    occlusion: float = 0.3,
+    occlusion: float = 0.2,
     occlusion_correlation: float = 2.0,
     noise: float = 0.0,
     permute: bool = False,
@@ -512,6 +512,11 @@ def make_detection_splits(
     positives ("abnormal", label 1) add short, low-contrast, anti-aliased line segments, parts of which
     are hidden by a second random field. Each split holds exactly ``round(n * prevalence)`` positives
     (half up), shuffled.
+
+    The difficulty knobs are ``edge_contrast``, ``segment_length``, ``edge_width``, ``occlusion``,
+    ``texture_amplitude`` and ``texture_correlation``; their defaults are the values the embedded
+    default study was calibrated with (edge contrast, segment length and occlusion are also set
+    explicitly in ``experiments/studies/default.yaml``).
 
     Parameters
     ----------
@@ -566,7 +571,9 @@ def make_detection_splits(
         "edge_types": _names("edge_types", edge_types, EDGE_TYPES),
         "diagonal_angles": tuple(_number("diagonal_angles", a, 0.0, 180.0) for a in diagonal_angles),
         "segments_per_image": _span("segments_per_image", segments_per_image, 1, integer=True),
-        "segment_length": _span("segment_length", segment_length, 0.0, size / 2),
+        "segment_length": _span(
+            f"segment_length (at most image_size / 2 = {size / 2})", segment_length, 0.0, size / 2
+        ),
         "edge_width": _span("edge_width", edge_width, 0.0, 4.0),
         "edge_contrast": _span("edge_contrast", edge_contrast, 0.0, 1.0),
         "background_intensity": _span("background_intensity", background_intensity, 0.0, 1.0),
