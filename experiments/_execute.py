@@ -5,6 +5,7 @@ Machinery for :mod:`experiments.grid`; kept apart so the worker side imports not
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from functools import lru_cache
@@ -26,6 +27,31 @@ def worker_environment() -> dict[str, str]:
     """Variables every worker process needs, keeping any allocator value the user already set."""
     env = {k: os.environ.get(k, v) for k, v in ALLOCATOR_ENV.items()}
     return env | THREAD_ENV
+
+
+# glibc mallopt parameters matching the MALLOC_*_ variables above
+_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
+
+
+def apply_allocator_settings() -> bool:
+    """Give this running process the allocator settings that workers get from their environment.
+
+    glibc reads ``MALLOC_*_`` only at process start, so the in-process path (``--n-jobs 1``) would run
+    without them: freed tensor memory is returned to the OS and faulted back in at every step, which
+    was measured to add ~20 % to a default-study cell (12 s of system time in 72 s). ``mallopt`` sets
+    the same thresholds at run time. Returns False where there is no glibc (then nothing changes).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    env = worker_environment()
+    ok = True
+    for name, param in _MALLOPT.items():
+        value = min(int(float(env[name])), 2**31 - 1)  # mallopt takes a C int
+        ok &= mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1
+    return ok
 
 
 class _Unavailable:

@@ -28,7 +28,7 @@ from downscalexr.data.registry import dataset_options, list_datasets, load_datas
 from downscalexr.latency import cpu_model
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
-from experiments._execute import execute_cell, worker_environment
+from experiments._execute import apply_allocator_settings, execute_cell, worker_environment
 from experiments.cell import Cell, cells_of, run_id
 from experiments.spec import SpecError, StudySpec, list_studies, load_spec
 from experiments.store import StoreError, StudyPaths, finished_run_ids, read_study, write_atomic, write_json
@@ -354,6 +354,7 @@ def _execute(
             with _dask_backend(args.scheduler, n_jobs):
                 consume(Parallel(n_jobs=-1, return_as="generator_unordered")(tasks))
         elif n_jobs == 1:
+            apply_allocator_settings()  # this process started before its environment was set
             consume(execute_cell(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
         else:
             consume(Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks))
