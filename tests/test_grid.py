@@ -388,3 +388,11 @@ def test_dask_workers_get_the_allocator_and_thread_settings():
     # dask's nanny would set MALLOC_TRIM_THRESHOLD_=65536 (measured to halve training speed)
     assert worker_env == wanted
     assert worker_env["MALLOC_TRIM_THRESHOLD_"] != "65536"
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_in_process_path_gets_the_workers_allocator_settings():
+    from experiments._execute import apply_allocator_settings
+
+    # every threshold accepted by glibc; --n-jobs 1 calls this before its first cell
+    assert apply_allocator_settings() is True
