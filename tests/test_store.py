@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -177,20 +180,22 @@ def test_cell_lock_is_exclusive_and_released(paths):
         assert again
 
 
-def test_lock_dies_with_its_process(paths):
-    import subprocess
-    import sys
-    import time
-
+def _hold_lock(paths, run_id: str, seconds: float) -> subprocess.Popen:
+    """A separate process that takes the cell's lock, says so, then holds it for ``seconds``."""
     code = (
         "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); "
-        "fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"
+        f"fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep({seconds})"
     )
-    path = paths.lock_file("held")
+    path = paths.lock_file(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_dies_with_its_process(paths):
+    proc = _hold_lock(paths, "held", 60)
     try:
-        assert proc.stdout.readline().strip() == "locked"
         with cell_lock(paths, "held") as mine:
             assert not mine
     finally:
@@ -203,23 +208,12 @@ def test_lock_dies_with_its_process(paths):
                 break
         time.sleep(0.05)
     assert mine
-    assert os.path.exists(path)
+    assert os.path.exists(paths.lock_file("held"))
 
 
 def test_waiting_lock_blocks_until_the_holder_lets_go(paths):
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); "
-        "fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(0.5)"
-    )
-    path = paths.lock_file("busy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = _hold_lock(paths, "busy", 0.5)
     try:
-        assert proc.stdout.readline().strip() == "locked"
         t0 = time.monotonic()
         with cell_lock(paths, "busy", wait=True) as mine:
             waited = time.monotonic() - t0
