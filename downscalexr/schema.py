@@ -9,6 +9,10 @@ runs         one row per cell (training run)
 epochs       one row per cell x epoch
 predictions  one row per cell x test example (x class for multi-class tasks)
 latency      one row per cell x batch size x memory format x repeat
+kernels      one row per cell x weight of the model's first convolution (empty for models without one)
+
+Columns added after the first studies were stored (the inductive-bias factors and measurements) have
+defaults in :data:`LATE_DEFAULTS`; :func:`conform` fills them in when an older file lacks them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ RUNS: dict[str, str] = {
     "lr": "float64",
     "optimizer": "string",
     "transform": "string",
+    # inductive-bias factors: fixed pixel permutation, train/test location shift (NaN = none), and the
+    # first convolution's initialisation ("random", "edge_frozen" or "edge_trainable")
+    "permute": "boolean",
+    "location_shift": "float64",
+    "init": "string",
     # model facts
     "params": "int64",
     "flops": "float64",
@@ -68,6 +77,9 @@ RUNS: dict[str, str] = {
     "val_accuracy": "float64",
     "val_auroc": "float64",
     "best_epoch": "int64",
+    # shift consistency (Zhang 2019): P(same predicted class) under two random shifts; NaN when not measured
+    "shift_consistency_circular": "float64",
+    "shift_consistency_pad": "float64",
     # provenance
     "package_version": "string",
     "git_commit": "string",
@@ -108,12 +120,35 @@ LATENCY: dict[str, str] = {
     "seconds": "float64",
 }
 
+KERNELS: dict[str, str] = {
+    "run_id": "string",
+    "layer": "string",  # module name of the first convolution, e.g. "conv1"
+    "out_channel": "int64",
+    "in_channel": "int64",
+    "row": "int64",
+    "col": "int64",
+    "value": "float64",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "runs": RUNS,
     "epochs": EPOCHS,
     "predictions": PREDICTIONS,
     "latency": LATENCY,
+    "kernels": KERNELS,
 }
+
+# Value of a column that a file written before the column existed is read with.
+LATE_DEFAULTS: dict[str, dict[str, object]] = {
+    "runs": {
+        "permute": False,
+        "location_shift": float("nan"),
+        "init": "random",
+        "shift_consistency_circular": float("nan"),
+        "shift_consistency_pad": float("nan"),
+    },
+}
+INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")
 
 STATUSES = ("ok", "diverged", "failed")
 # test-set metrics written by downscalexr.metrics.binary_metrics, in schema order
@@ -137,6 +172,9 @@ def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     missing column raises :class:`SchemaError`.
     """
     columns = _columns(table)
+    late = {c: v for c, v in LATE_DEFAULTS.get(table, {}).items() if c not in frame.columns}
+    if late:
+        frame = frame.assign(**late)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise SchemaError(f"table {table!r} lacks columns {missing}")

@@ -204,6 +204,7 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "seed": cell.seed,
         "data_fraction": cell.data_fraction,
         "transform": cell.transform,
+        **{k: v for k, v in schema.LATE_DEFAULTS["runs"].items() if not k.startswith("shift_")},
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from analysis import figures, tables
 from analysis.load import LoadError, load_study, parquet_files, read_provenance
 from analysis.simulate import simulate_study
+from downscalexr import schema
 
 
 def write_study(root: Path, study: dict, tables_=("runs", "epochs", "predictions", "latency")) -> Path:
@@ -45,7 +46,7 @@ def test_load_reads_every_table_and_ignores_leftovers(tmp_path, small):
     (runs_dir / ".partial.parquet").write_bytes(b"garbage")
     (runs_dir / "cell.parquet.tmp").write_bytes(b"garbage")
     loaded = load_study(root)
-    assert set(loaded) == {"runs", "epochs", "predictions", "latency"}
+    assert set(loaded) == set(schema.TABLES)
     for name in loaded:
         assert len(loaded[name]) == len(small[name])
     assert len(parquet_files(runs_dir)) == len(small["runs"])

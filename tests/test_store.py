@@ -29,7 +29,7 @@ def fake_cell(run_id: str, status: str = "ok", n_examples: int = 3) -> dict[str,
     """Schema-valid rows of one cell without training anything."""
     row = {}
     for col, dtype in schema.RUNS.items():
-        row[col] = {"string": "x", "int64": 1, "float64": 0.5}[dtype]
+        row[col] = {"string": "x", "int64": 1, "float64": 0.5, "boolean": False}[dtype]
     row |= {"run_id": run_id, "status": status, "variant": "avgpool", "seed": 0}
     runs = schema.conform("runs", pd.DataFrame([row]))
     epochs = schema.conform(

@@ -1,0 +1,39 @@
+"""The results schema: late-added columns are filled in for files written before they existed."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from downscalexr import schema
+
+
+def _old_runs_row() -> pd.DataFrame:
+    """A runs row as written before the inductive-bias columns existed."""
+    late = schema.LATE_DEFAULTS["runs"]
+    frame = schema.empty("runs").drop(columns=list(late))
+    row = {c: (0 if schema.RUNS[c] == "int64" else math.nan) for c in frame.columns}
+    row |= {"run_id": "a" * 16, "status": "ok", "variant": "avgpool"}
+    return pd.DataFrame([row]).astype({c: schema.RUNS[c] for c in frame.columns})
+
+
+def test_conform_fills_late_columns_with_their_defaults():
+    out = schema.validate("runs", _old_runs_row())
+    assert list(out.columns) == list(schema.RUNS)
+    assert not out["permute"].iloc[0]
+    assert out["init"].iloc[0] == "random"
+    assert math.isnan(out["location_shift"].iloc[0])
+    assert math.isnan(out["shift_consistency_pad"].iloc[0])
+    assert str(out["permute"].dtype) == "boolean"
+
+
+def test_conform_still_rejects_a_missing_column_without_a_default():
+    frame = _old_runs_row().drop(columns=["accuracy"])
+    with pytest.raises(schema.SchemaError, match="accuracy"):
+        schema.conform("runs", frame)
+
+
+def test_kernels_table_is_part_of_the_contract():
+    assert "kernels" in schema.TABLES
+    assert list(schema.empty("kernels").columns) == list(schema.KERNELS)
+    assert schema.LATE_DEFAULTS["runs"]["init"] in schema.INIT_CHOICES
