@@ -1,0 +1,209 @@
+"""Schema-valid inductive-bias studies with planted effects: MLP rows, permutation, location shift, init.
+
+The generative model makes every planted quantity an exact expected value:
+
+* Each run's expected accuracy is ``a = base(fraction) + arm effect + init effect - shift drop + u_seed``
+  plus run noise, where for CNN variant ``v`` on permuted (``p = True``) or unpermuted images
+  ``arm effect = effects[p][v]`` (0 for the reference) and for the MLP ``arm effect = -mlp_gap[p]``. So
+  the expected CNN - MLP accuracy difference is ``mlp_gap[p] + effects[p][v]``, and a variant's drop
+  under the location shift is ``shift_drop[arm]``.
+* Each prediction's confidence ``c`` is drawn from ``0.5 + 0.5 Beta(k, 1)`` with mean ``a``, and the
+  prediction is correct with probability exactly ``c`` (a Gaussian copula with correlation
+  ``example_rho`` makes some test examples hard for every run). The scores are therefore perfectly
+  calibrated: among predictions of P(positive) = s, a fraction s is positive.
+* Shift consistency per run is ``consistency[v][mode] + u + noise``; kernels are planted as low-pass
+  (smooth Gaussian blobs), high-pass (checkerboards) or random (white noise) per variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from analysis.simulate import PREVALENCE, _metrics, _run_id
+from downscalexr import schema
+from downscalexr.seeding import numpy_rng
+
+KERNEL_KINDS = ("lowpass", "highpass", "random")
+
+
+def planted_kernel(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``size x size`` kernel of ``kind`` with a random sign, scale and (for low-pass) centre."""
+    if kind not in KERNEL_KINDS:
+        raise ValueError(f"kernel kind {kind!r} is unknown; choose from {', '.join(KERNEL_KINDS)}")
+    r = np.arange(size) - (size - 1) / 2
+    if kind == "lowpass":
+        cy, cx = rng.uniform(-0.5, 0.5, 2)
+        k = np.exp(-((r[:, None] - cy) ** 2 + (r[None, :] - cx) ** 2) / (2 * 1.5**2))
+    elif kind == "highpass":
+        k = (-1.0) ** (np.arange(size)[:, None] + np.arange(size)[None, :]) + 0.1 * rng.normal(
+            size=(size, size)
+        )
+    else:
+        k = rng.normal(size=(size, size))
+    return k * rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 2.0)
+
+
+def simulate_inductive_study(
+    *,
+    variants: Sequence[str] = ("avgpool", "maxpool", "strided"),
+    include_mlp: bool = True,
+    permute: Sequence[bool] = (False, True),
+    location_shifts: Sequence[float] = (np.nan,),
+    inits: Sequence[str] = ("random",),
+    fractions: Sequence[float] = (0.5, 1.0),
+    seeds: int = 10,
+    n_test: int = 1000,
+    mlp_gap: tuple[float, float] = (0.10, 0.0),
+    effects: Mapping[bool, Mapping[str, float]] | None = None,
+    shift_drop: Mapping[str, float] | None = None,
+    init_effect: Mapping[str, float] | None = None,
+    consistency: Mapping[str, tuple[float, float]] | None = None,
+    kernel_kind: Mapping[str, str] | None = None,
+    permuted_kernel_kind: str = "random",
+    kernel_shape: tuple[int, int, int] = (6, 1, 5),
+    seed_sd: float = 0.01,
+    noise_sd: float = 0.005,
+    example_rho: float = 0.8,
+    study: str = "inductive-sim",
+    seed: int = 0,
+) -> dict:
+    """Simulate ``runs``, ``epochs``, ``predictions``, ``latency`` and ``kernels`` of an inductive-bias study.
+
+    Parameters
+    ----------
+    variants : sequence of str
+        CNN variants (model ``lenet``); the first is the reference.
+    include_mlp : bool
+        Add MLP runs (model ``mlp``, variant ``none``, init ``random``) at every permute/shift level.
+    permute, location_shifts, inits : sequence
+        Factor levels, fully crossed (``NaN`` shift = none; MLP runs only get ``random`` init).
+    fractions, seeds, n_test
+        Data fractions, number of seeds, test examples (shared test set, prevalence 0.6).
+    mlp_gap : (float, float)
+        Expected accuracy of the reference CNN minus the MLP, unpermuted and permuted.
+    effects : dict bool -> dict variant -> float
+        Accuracy effect of a variant against the reference, per permute level.
+    shift_drop : dict arm -> float
+        Expected accuracy lost under a location shift (arm = variant or ``"mlp"``).
+    init_effect : dict init -> float
+        Accuracy effect of ``edge_frozen`` / ``edge_trainable`` against random init (CNN runs).
+    consistency : dict variant -> (circular, pad)
+        Expected shift consistency; variants missing here get NaN (not measured). MLP runs get NaN.
+    kernel_kind : dict variant -> str
+        Planted first-layer kernels of unpermuted runs (``lowpass``, ``highpass``, ``random``; default
+        ``lowpass``); permuted runs get ``permuted_kernel_kind``.
+    kernel_shape : (out_channels, in_channels, size)
+    seed_sd, noise_sd, example_rho
+        Seed random effect and run noise (accuracy scale), and the copula correlation of test examples.
+    study, seed
+        Study name; seed of every draw (equal arguments give identical tables).
+
+    Returns
+    -------
+    dict
+        The five tables (schema-conformed) and ``truth`` with the expected ``accuracy`` of every cell
+        (keyed by ``(arm, permute, shift, init)``, averaged over fractions and seeds' random effects).
+    """
+    variants = list(variants)
+    effects = {p: dict((effects or {}).get(p, {})) for p in (False, True)}
+    shift_drop, init_effect = dict(shift_drop or {}), dict(init_effect or {})
+    consistency, kernel_kind = dict(consistency or {}), dict(kernel_kind or {})
+    rng = numpy_rng(seed, "simulate_inductive_study")
+    cells = []
+    for arm in [*variants, *(["mlp"] if include_mlp else [])]:
+        for p in permute:
+            for shift in location_shifts:
+                for init in inits if arm != "mlp" else ("random",):
+                    cells.append((arm, bool(p), float(shift), init))
+    u_seed = rng.normal(0, seed_sd, seeds)
+    labels = np.zeros(n_test, dtype=int)
+    labels[rng.permutation(n_test)[: int(round(PREVALENCE * n_test))]] = 1
+    difficulty = rng.normal(size=n_test)
+    rows, scores_all, truth = [], [], {}
+    for arm, p, shift, init in cells:
+        mean = -mlp_gap[p] if arm == "mlp" else effects[p].get(arm, 0.0) + init_effect.get(init, 0.0)
+        mean -= shift_drop.get(arm, 0.0) if np.isfinite(shift) else 0.0
+        truth[(arm, p, None if np.isnan(shift) else shift, init)] = 0.85 + mean
+        for s in range(seeds):
+            for f in fractions:
+                acc = 0.85 + 0.05 * np.log2(f) + mean + u_seed[s] + rng.normal(0, noise_sd)
+                acc = float(np.clip(acc, 0.55, 0.98))
+                k = (2 * acc - 1) / (2 - 2 * acc)  # Beta(k, 1) has mean k / (k + 1) = 2 acc - 1
+                conf = 0.5 + 0.5 * rng.beta(k, 1.0, n_test)
+                latent = np.sqrt(example_rho) * difficulty + np.sqrt(1 - example_rho) * rng.normal(
+                    size=n_test
+                )
+                correct = special.ndtr(latent) < conf
+                predicted = np.where(correct, labels, 1 - labels)
+                scores_all.append(np.where(predicted == 1, conf, 1 - conf))
+                rows.append({"arm": arm, "permute": p, "location_shift": shift, "init": init, "seed": s,
+                             "data_fraction": float(f)})  # fmt: skip
+    design = pd.DataFrame(rows)
+    scores = np.array(scores_all)
+    metrics = _metrics(labels, scores, 0.5)
+    mlp = design["arm"] == "mlp"
+    run_ids = [_run_id(study, *r.values()) for r in rows]
+    cons = {
+        m: np.array([consistency.get(a, (np.nan, np.nan))[i] for a in design["arm"]])
+        for i, m in enumerate("cp")
+    }
+    n = len(design)
+    runs = pd.DataFrame(
+        {
+            "run_id": run_ids, "study": study, "dataset": "synthetic", "model": np.where(mlp, "mlp", "lenet"),
+            "variant": np.where(mlp, "none", design["arm"]), "seed": design["seed"],
+            "data_fraction": design["data_fraction"],
+            "n_train": np.rint(design["data_fraction"] * 2000).astype(int),
+            "image_size": 32, "epochs_run": 3, "batch_size": 32, "lr": 1e-3, "optimizer": "adam",
+            "transform": "none", "permute": design["permute"], "location_shift": design["location_shift"],
+            "init": design["init"], "params": np.where(mlp, 61_000, 60_000), "flops": 2.4e6,
+            "model_bytes": 240_000, "status": "ok", "error": None, "train_seconds": 1.0, **metrics,
+            "train_accuracy": np.clip(metrics["accuracy"] + 0.03, 0, 1),
+            "val_accuracy": metrics["accuracy"], "val_auroc": metrics["auroc"], "best_epoch": 2,
+            "shift_consistency_circular": np.clip(cons["c"] + rng.normal(0, 0.01, n), 0, 1),
+            "shift_consistency_pad": np.clip(cons["p"] + rng.normal(0, 0.01, n), 0, 1),
+            "package_version": "0.1.0", "git_commit": "simulated", "torch_version": "simulated", "threads": 1,
+            "cpu": "simulated", "host_id": "simulated", "started_at": "2026-01-01T00:00:00+00:00",
+            "finished_at": "2026-01-01T00:01:00+00:00",
+        }
+    )  # fmt: skip
+    ids = np.array(run_ids)
+    epochs = pd.DataFrame(
+        {"run_id": np.repeat(ids, 3), "epoch": np.tile(np.arange(3), n), "train_loss": 0.3,
+         "train_accuracy": np.repeat(runs["train_accuracy"], 3).to_numpy(), "val_loss": 0.35,
+         "val_accuracy": np.repeat(runs["val_accuracy"], 3).to_numpy(), "val_auroc": 0.9, "seconds": 0.3}
+    )  # fmt: skip
+    predictions = pd.DataFrame(
+        {"run_id": np.repeat(ids, n_test), "example_id": np.tile(np.arange(n_test), n),
+         "label": np.tile(labels, n), "class_index": 1, "score": scores.ravel()}
+    )  # fmt: skip
+    latency = pd.DataFrame(
+        {"run_id": np.repeat(ids, 3), "batch_size": 1, "threads": 1, "memory_format": "contiguous",
+         "repeat": np.tile(np.arange(3), n), "seconds": np.exp(rng.normal(np.log(2e-3), 0.05, 3 * n))}
+    )  # fmt: skip
+    out_c, in_c, size = kernel_shape
+    kernel_rows = []
+    for rid, arm, p in zip(ids, design["arm"], design["permute"], strict=True):
+        if arm == "mlp":
+            continue
+        kind = permuted_kernel_kind if p else kernel_kind.get(arm, "lowpass")
+        w = np.array([[planted_kernel(kind, size, rng) for _ in range(in_c)] for _ in range(out_c)])
+        o, i, r, c = np.meshgrid(*(np.arange(s) for s in w.shape), indexing="ij")
+        kernel_rows.append(pd.DataFrame({"run_id": rid, "layer": "conv1", "out_channel": o.ravel(),
+                                         "in_channel": i.ravel(), "row": r.ravel(), "col": c.ravel(),
+                                         "value": w.ravel()}))  # fmt: skip
+    kernels = pd.concat(kernel_rows, ignore_index=True) if kernel_rows else schema.empty("kernels")
+    tables = {
+        "runs": runs,
+        "epochs": epochs,
+        "predictions": predictions,
+        "latency": latency,
+        "kernels": kernels,
+    }
+    out = {name: schema.conform(name, frame) for name, frame in tables.items()}
+    out["truth"] = {"accuracy": truth, "reference": variants[0]}
+    return out
