@@ -7,10 +7,12 @@ The generative model makes every planted quantity an exact expected value:
   ``arm effect = effects[p][v]`` (0 for the reference) and for the MLP ``arm effect = -mlp_gap[p]``. So
   the expected CNN - MLP accuracy difference is ``mlp_gap[p] + effects[p][v]``, and a variant's drop
   under the location shift is ``shift_drop[arm]``.
-* Each prediction's confidence ``c`` is drawn from ``0.5 + 0.5 Beta(k, 1)`` with mean ``a``, and the
-  prediction is correct with probability exactly ``c`` (a Gaussian copula with correlation
-  ``example_rho`` makes some test examples hard for every run). The scores are therefore perfectly
-  calibrated: among predictions of P(positive) = s, a fraction s is positive.
+* Scores are perfectly calibrated by construction: P(positive) ``s`` has the marginal law
+  ``Beta(pi kappa, (1 - pi) kappa)`` (mean = prevalence ``pi``), drawn as ``Beta(a + 1, b)`` for positive
+  and ``Beta(a, b + 1)`` for negative examples, so that P(positive | s) = s exactly. ``kappa`` is solved
+  for the run's expected accuracy at threshold 0.5 (achievable range 0.62 to 0.99; values outside are
+  clipped). A Gaussian copula with correlation ``example_rho`` makes some test examples hard for every
+  run without changing these marginals.
 * Shift consistency per run is ``consistency[v][mode] + u + noise``; kernels are planted as low-pass
   (smooth Gaussian blobs), high-pass (checkerboards) or random (white noise) per variant.
 """
@@ -21,13 +23,42 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import special, stats
 
 from analysis.simulate import PREVALENCE, _metrics, _run_id
 from downscalexr import schema
 from downscalexr.seeding import numpy_rng
 
 KERNEL_KINDS = ("lowpass", "highpass", "random")
+BASE_ACCURACY = 0.9  # expected accuracy of the reference CNN at data fraction 1
+_LOG_KAPPA = np.linspace(np.log(0.02), np.log(400.0), 400)
+
+
+def _accuracy_at(kappa: np.ndarray, prevalence: float = PREVALENCE) -> np.ndarray:
+    a, b = prevalence * kappa, (1 - prevalence) * kappa
+    return prevalence * stats.beta.sf(0.5, a + 1, b) + (1 - prevalence) * stats.beta.cdf(0.5, a, b + 1)
+
+
+_ACCURACY_GRID = _accuracy_at(np.exp(_LOG_KAPPA))  # decreasing in kappa
+ACCURACY_RANGE = (0.62, 0.99)
+
+
+def calibrated_scores(labels: np.ndarray, accuracy: float, u: np.ndarray) -> np.ndarray:
+    """Perfectly calibrated P(positive) scores with expected accuracy ``accuracy`` at threshold 0.5.
+
+    Parameters
+    ----------
+    labels : ndarray
+        0/1 labels with prevalence :data:`analysis.simulate.PREVALENCE`.
+    accuracy : float
+        Expected accuracy, clipped to :data:`ACCURACY_RANGE`.
+    u : ndarray
+        Uniform draws, one per example (small u = a hard example, scored on the wrong side).
+    """
+    acc = float(np.clip(accuracy, *ACCURACY_RANGE))
+    kappa = float(np.exp(np.interp(-acc, -_ACCURACY_GRID, _LOG_KAPPA)))
+    a, b = PREVALENCE * kappa, (1 - PREVALENCE) * kappa
+    return np.where(labels == 1, stats.beta.ppf(u, a + 1, b), stats.beta.isf(u, a, b + 1))
 
 
 def planted_kernel(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,22 +155,18 @@ def simulate_inductive_study(
     labels[rng.permutation(n_test)[: int(round(PREVALENCE * n_test))]] = 1
     difficulty = rng.normal(size=n_test)
     rows, scores_all, truth = [], [], {}
+    slope = 0.05 * float(np.mean(np.log2(fractions)))
     for arm, p, shift, init in cells:
         mean = -mlp_gap[p] if arm == "mlp" else effects[p].get(arm, 0.0) + init_effect.get(init, 0.0)
         mean -= shift_drop.get(arm, 0.0) if np.isfinite(shift) else 0.0
-        truth[(arm, p, None if np.isnan(shift) else shift, init)] = 0.85 + mean
+        truth[(arm, p, None if np.isnan(shift) else shift, init)] = BASE_ACCURACY + mean + slope
         for s in range(seeds):
             for f in fractions:
-                acc = 0.85 + 0.05 * np.log2(f) + mean + u_seed[s] + rng.normal(0, noise_sd)
-                acc = float(np.clip(acc, 0.55, 0.98))
-                k = (2 * acc - 1) / (2 - 2 * acc)  # Beta(k, 1) has mean k / (k + 1) = 2 acc - 1
-                conf = 0.5 + 0.5 * rng.beta(k, 1.0, n_test)
+                acc = BASE_ACCURACY + 0.05 * np.log2(f) + mean + u_seed[s] + rng.normal(0, noise_sd)
                 latent = np.sqrt(example_rho) * difficulty + np.sqrt(1 - example_rho) * rng.normal(
                     size=n_test
                 )
-                correct = special.ndtr(latent) < conf
-                predicted = np.where(correct, labels, 1 - labels)
-                scores_all.append(np.where(predicted == 1, conf, 1 - conf))
+                scores_all.append(calibrated_scores(labels, acc, special.ndtr(latent)))
                 rows.append({"arm": arm, "permute": p, "location_shift": shift, "init": init, "seed": s,
                              "data_fraction": float(f)})  # fmt: skip
     design = pd.DataFrame(rows)
