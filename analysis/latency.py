@@ -60,8 +60,10 @@ def latency_ratios(
     Returns
     -------
     DataFrame
-        Columns ``variant, reference, batch_size, memory_format, median_ms, ratio, low, high, n_seeds``;
-        the reference's own row has ratio 1. A ratio below 1 means faster than the reference.
+        Columns ``variant, reference, batch_size, memory_format, median_ms, median_low, median_high,
+        ratio, low, high, n_seeds``; the reference's own row has ratio 1. A ratio below 1 means faster
+        than the reference. ``median_low``/``median_high`` bound the variant's own median latency, from
+        the same two-level bootstrap (the precision of the latency estimate itself).
 
     Raises
     ------
@@ -93,13 +95,15 @@ def latency_ratios(
         ref_median = float(group.loc[group["variant"] == reference, "ms"].median())
         for v in cubes:
             median = float(group.loc[group["variant"] == v, "ms"].median())
+            median_low, median_high = np.nanquantile(boot[v], [alpha / 2, 1 - alpha / 2])
             log_ratio = np.log(boot[v]) - np.log(boot[reference])
             low, high = np.exp(np.nanquantile(log_ratio, [alpha / 2, 1 - alpha / 2]))
             if v == reference:
                 low = high = 1.0
             n_seeds = int(group.loc[group["variant"] == v, "seed"].nunique())
             rows.append({"variant": v, "reference": reference, "batch_size": int(batch), "memory_format": fmt,
-                         "median_ms": median, "ratio": median / ref_median, "low": float(low),
+                         "median_ms": median, "median_low": float(median_low),
+                         "median_high": float(median_high), "ratio": median / ref_median, "low": float(low),
                          "high": float(high), "n_seeds": n_seeds})  # fmt: skip
     columns = [
         "variant",
@@ -107,6 +111,8 @@ def latency_ratios(
         "batch_size",
         "memory_format",
         "median_ms",
+        "median_low",
+        "median_high",
         "ratio",
         "low",
         "high",

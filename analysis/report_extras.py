@@ -169,7 +169,10 @@ def latency_section(tables: dict, s: Settings) -> tuple[Section, pd.DataFrame | 
             "variant": disp["variant"],
             "batch_size": disp["batch_size"],
             "memory_format": disp["memory_format"],
-            "median ms": disp["median_ms"].map(format_value),
+            f"median ms [{s.level}]": [
+                format_interval(r.median_ms, r.median_low, r.median_high)
+                for r in disp.itertuples(index=False)
+            ],
             f"ratio vs {s.reference} [{s.level}]": [
                 format_interval(r.ratio, r.low, r.high) for r in disp.itertuples(index=False)
             ],
@@ -179,6 +182,13 @@ def latency_section(tables: dict, s: Settings) -> tuple[Section, pd.DataFrame | 
         f"Ratio of median latency (variant / {s.reference}) per batch size, with {s.level} intervals from a "
         f"bootstrap over seeds and over timing repeats within runs ({s.n_boot} resamples, log scale); "
         "below 1 is faster."
+    )
+    median = lr["median_ms"]
+    half = np.maximum(median - lr["median_low"], lr["median_high"] - median) / median
+    worst = lr.assign(half=half).sort_values("half").iloc[-1]
+    section.text.append(
+        f"Precision: every median's {s.level} interval lies within ±{100 * worst['half']:.1f} % of the "
+        f"median (widest: {worst['variant']}, batch {worst['batch_size']}, {worst['memory_format']})."
     )
     section.tables.append(Table("latency", f"Latency: ratio of medians against {s.reference}", lr, disp))
     section.figures.append(("latency_ratio", "Latency ratios (log scale)", figures.latency_ratio_plot(lr)[0]))

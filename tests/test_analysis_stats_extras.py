@@ -129,3 +129,21 @@ def test_seeded_functions_repeat_exactly_and_depend_on_the_seed(compute):
     pd.testing.assert_frame_equal(a, b)
     bounds = [col for col in a.columns if col.endswith(("low", "high"))]
     assert not np.allclose(a[bounds].to_numpy(float), c[bounds].to_numpy(float), equal_nan=True)
+
+
+def test_latency_median_interval_covers_the_planted_median():
+    """The simulator's per-call time is log-normal around ``latency_ms * batch**0.8`` (median exact)."""
+    planted = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}
+    covered, total, widths = 0, 0, []
+    for rep in range(60):
+        study = simulate_study(seeds=5, fractions=(1.0,), latency_ms=planted, n_test=20, seed=100 + rep)
+        out = latency.latency_ratios(study["latency"], study["runs"], n_boot=400, seed=rep)
+        assert (out["median_low"] <= out["median_ms"]).all()
+        assert (out["median_ms"] <= out["median_high"]).all()
+        for row in out.itertuples(index=False):
+            truth = planted[row.variant] * row.batch_size**0.8
+            covered += row.median_low <= truth <= row.median_high
+            total += 1
+            widths.append((row.median_high - row.median_low) / row.median_ms)
+    assert 0.88 <= covered / total <= 0.995
+    assert np.median(widths) < 0.1  # 5 runs x 10 repeats at 3 % run and 5 % repeat noise
