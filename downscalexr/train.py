@@ -49,10 +49,16 @@ class TrainConfig:
         Validation quantity for model selection (AUROC falls back to accuracy for multi-class).
     min_steps : int
         Train for at least this many optimiser steps in all, so that a 5 % data fraction is not also a
-        20x shorter optimisation. A small subset gets longer epochs (several shuffled passes each)
-        rather than more of them, so validation still runs ``epochs`` times.
+        20x shorter optimisation. A small subset gets longer epochs rather than more of them, so
+        validation still runs ``epochs`` times: an epoch is then ``ceil(min_steps / epochs)`` full
+        batches drawn from consecutive shuffled passes (the last pass cut short), not a whole number
+        of passes, which overshot ``min_steps`` by up to 2x.
     channels_last : bool
         Run convolutions in NHWC layout (faster with oneDNN on CPU).
+    fused : bool
+        Use the optimiser's fused CPU kernel (one pass over each parameter instead of about ten
+        element-wise ops). The update is the same up to floating-point rounding; at the default study's
+        size it made a training step ~10 % faster, as the 1.3 M-weight dense layer dominates the update.
     eval_batch_size : int
         Batch size for validation, test and train-set evaluation.
     """
@@ -68,6 +74,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     min_steps: int = 0
     channels_last: bool = True
+    fused: bool = True
     eval_batch_size: int = 500
 
     def __post_init__(self) -> None:
@@ -137,16 +144,20 @@ def fit(
 
     n = len(y_train)
     epochs = config.epochs
-    passes = max(1, math.ceil(config.min_steps / (epochs * math.ceil(n / config.batch_size))))
+    steps_per_pass = math.ceil(n / config.batch_size)
+    min_epoch_steps = math.ceil(config.min_steps / epochs)
+    # one pass per epoch, unless min_steps asks for more: then exactly min_epoch_steps full batches
+    epoch_size = n if min_epoch_steps <= steps_per_pass else min_epoch_steps * config.batch_size
+    passes = math.ceil(epoch_size / n)
     sign = 1.0 if config.monitor == "val_loss" else -1.0  # minimise sign * monitor
     best, best_state, best_epoch, waited = math.inf, None, -1, 0
-    result = FitResult(model=model, status="ok", config=asdict(config) | {"passes_per_epoch": passes})
+    result = FitResult(model=model, status="ok", config=asdict(config) | {"examples_per_epoch": epoch_size})
     start = time.perf_counter()
 
     for epoch in range(epochs):
         t0 = time.perf_counter()
         model.train()
-        perm = torch.cat([torch.randperm(n, generator=order) for _ in range(passes)])
+        perm = torch.cat([torch.randperm(n, generator=order) for _ in range(passes)])[:epoch_size]
         loss_sum, correct = 0.0, 0
         for i in range(0, len(perm), config.batch_size):
             idx = perm[i : i + config.batch_size]
@@ -246,10 +257,14 @@ def _loss(y: torch.Tensor, num_classes: int, class_weight: bool) -> nn.Module:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = model.parameters()
+    # a frozen layer (requires_grad False) is left out, so the fused kernel never sees a missing grad
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = config.fused or None  # None: PyTorch's own default implementation
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
+    )
 
 
 def _predict(logits: torch.Tensor, binary: bool) -> torch.Tensor:

@@ -79,7 +79,31 @@ def test_min_steps_lengthens_epochs_for_small_subsets():
     config = TrainConfig(epochs=2, batch_size=16, min_steps=12)
     result = fit(_small_model(), data, config, seed=0, train_index=torch.arange(32))
     assert result.epochs_run == 2  # validation still runs once per epoch
-    assert result.config["passes_per_epoch"] == 3  # 32 examples = 2 steps a pass; 12 steps over 2 epochs
+    assert result.config["examples_per_epoch"] == 96  # 6 full batches of 16 per epoch = 12 steps
+
+
+@pytest.mark.parametrize(("n", "min_steps", "steps"), [(40, 10, 10), (40, 0, 6), (40, 4, 6), (90, 30, 30)])
+def test_min_steps_gives_exactly_that_many_steps_when_it_binds(n, min_steps, steps):
+    """Whole passes would overshoot (40 examples, batch 16: 3 steps a pass, so 10 steps = 4 passes = 12)."""
+    model = _small_model()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])) if m.training else None)
+    config = TrainConfig(epochs=2, batch_size=16, min_steps=min_steps)
+    fit(model, _blob_splits(), config, seed=0, train_index=torch.arange(n))
+    assert len(calls) == steps
+    if min_steps > 6:
+        assert set(calls) == {16}  # full batches only
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fused_optimiser_matches_the_reference_update(optimizer):
+    """The fused kernel is an implementation detail: weights agree with the loop version to rounding."""
+    runs = [
+        fit(_small_model(), _blob_splits(), TrainConfig(epochs=2, optimizer=optimizer, fused=f), seed=0)
+        for f in (False, True)
+    ]
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_train_index_selects_the_subset_and_rejects_empty():
