@@ -123,21 +123,21 @@ def reliability_curve(
     meta = ok.set_index("run_id").loc[run_ids, list(by)].reset_index()
     rng = numpy_rng(seed, "reliability")
     example_idx = resample_indices(conf.shape[1], n_boot, rng)
-    w_example = np.zeros((n_boot, conf.shape[1]))
+    w_example = np.zeros((n_boot, conf.shape[1]), dtype=np.float32)  # float32: counts stay exact < 2**24
     np.add.at(w_example, (np.arange(n_boot)[:, None], example_idx), 1.0)  # shared by every run
     edges = np.linspace(0, 1, n_bins + 1)
     rows = []
     for key, group in meta.groupby(list(by), sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         pos = group.index.to_numpy()
-        w_run = np.zeros((n_boot, len(pos)))
+        w_run = np.zeros((n_boot, len(pos)), dtype=np.float32)
         np.add.at(w_run, (np.arange(n_boot)[:, None], resample_indices(len(pos), n_boot, rng)), 1.0)
         for b in range(n_bins):
-            member = (bins[pos] == b).astype(float)  # (R, N)
-            count = member.sum()
+            member = (bins[pos] == b).astype(np.float32)  # (R, N)
+            count = float(member.sum())
             if count == 0:
                 continue
-            hits = member * np.nan_to_num(outcome[pos])
+            hits = member * np.nan_to_num(outcome[pos]).astype(np.float32)
             low = high = np.nan
             if len(pos) > 1:
                 with np.errstate(invalid="ignore", divide="ignore"):

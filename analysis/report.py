@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import inductive
 from analysis import report_extras as rx
+from analysis import report_inductive as ri
 from analysis import report_sections as rs
 from analysis.load import LoadError, load_study, read_provenance
 from analysis.report_text import provenance_lines, spec_block, summary_lines
@@ -79,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "also as PDF; PNG is always written). CSV/Parquet tables are always written (default: "
         "md,tex,pdf-figures)",
     )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=inductive.DEFAULT_MARGIN,
+        help="equivalence margin of the inductive-bias tests on the accuracy scale, e.g. 0.02 = 2 percentage "
+        f"points (default: {inductive.DEFAULT_MARGIN:g})",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -91,6 +100,8 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> set[str
         p.error(f"--bootstrap {args.bootstrap}: need at least 100 resamples (10000 for a report to cite)")
     if not 0 < args.alpha < 0.5:
         p.error(f"--alpha {args.alpha}: must lie in (0, 0.5), e.g. 0.05 for 95 % intervals")
+    if not 0 < args.margin < 1:
+        p.error(f"--margin {args.margin}: must lie in (0, 1), e.g. 0.02 for 2 percentage points")
     if args.seed < 0:
         p.error(f"--seed {args.seed}: must be a non-negative integer")
     unknown = [m for m in args.metrics if m not in schema.METRIC_COLUMNS]
@@ -113,10 +124,25 @@ def _check_study(tables: dict[str, pd.DataFrame], settings: rs.Settings) -> None
         raise LoadError(f"metrics {empty} are missing in every successful run; choose others with --metrics")
 
 
+def standard_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables with ``runs`` cut to the CNN runs at the base level of every inductive-bias factor.
+
+    The standard sections compare variants of one CNN; MLP, permuted, shifted or edge-initialised runs
+    are analysed in the "Inductive bias" section. A study without those factors is returned unchanged.
+    """
+    return {**tables, "runs": inductive.base_runs(tables["runs"])}
+
+
 def build_sections(
-    tables: dict[str, pd.DataFrame], settings: rs.Settings, log
+    tables: dict[str, pd.DataFrame], settings: rs.Settings, log, margin: float = inductive.DEFAULT_MARGIN
 ) -> tuple[list[rs.Section], dict]:
-    """Run every statistics section; return the sections and the frames the summary needs."""
+    """Run every statistics section; return the sections and the frames the summary needs.
+
+    ``tables`` is the whole study; the standard sections see :func:`standard_tables`, the calibration
+    and inductive-bias sections the whole study.
+    """
+    full = tables
+    tables = standard_tables(full)
     runs = tables["runs"]
     steps = [
         ("metrics", lambda: (rs.metrics_section(runs, settings), None)),
@@ -128,7 +154,10 @@ def build_sections(
         ("latency", lambda: rx.latency_section(tables, settings)),
         ("power", lambda: rx.power_section(runs, settings)),
         ("claims", lambda: rx.claims_section(tables, settings)),
+        ("calibration", lambda: ri.calibration_section(full, settings)),
     ]
+    if inductive.has_inductive_design(full["runs"], full.get("kernels")):
+        steps.append(("inductive bias", lambda: ri.inductive_section(full, settings, margin)))
     sections, results = [], {}
     for name, step in steps:
         start = time.perf_counter()
@@ -268,16 +297,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = load_study(results_dir)
         provenance = read_provenance(results_dir)
-        _check_study(tables, settings)
+        _check_study(standard_tables(tables), settings)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log(f"loaded {len(tables['runs'])} runs from {results_dir} in {time.perf_counter() - start:.1f} s")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sections, results = build_sections(tables, settings, log)
+        sections, results = build_sections(tables, settings, log, args.margin)
     title = f"DownScaleXR report: study {study}"
-    summary = summary_lines(tables, results, settings)
+    summary = summary_lines(standard_tables(tables), results, settings)
+    summary += ri.summary_lines(results.get("inductive bias"))
+    n_standard = int((standard_tables(tables)["runs"]["status"] == "ok").sum())
+    n_ok = int((tables["runs"]["status"] == "ok").sum())
+    if n_standard < n_ok:
+        summary.append(
+            f"The standard sections analyse the {n_standard} successful CNN runs at the base level of every "
+            "factor (unpermuted, no location shift, random init); calibration and inductive bias use all "
+            f"{n_ok}."
+        )
     prov = provenance_lines(tables, provenance, settings, results_dir, len(results["contrasts"]))
     if caught:
         unique = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
