@@ -14,7 +14,7 @@ import torch
 
 from downscalexr.data.base import ImageSplits
 from downscalexr.data.registry import load_dataset, seed_dependent
-from experiments.cell import Cell, run_cell, run_id
+from experiments.cell import Cell, data_options, run_cell, run_id
 from experiments.spec import StudySpec, from_dict
 from experiments.store import StudyPaths, cell_lock, is_finished, write_cell
 
@@ -75,12 +75,17 @@ def _cached_data(spec_key: str, dataset: str, options_key: str, seed: int, test_
     return load_dataset(dataset, seed=seed, test_seed=test_seed, **json.loads(options_key))
 
 
-def data_for(spec: StudySpec, seed: int) -> ImageSplits:
-    """The data of one seed, generated once per worker process and reused by its following cells."""
+def data_for(spec: StudySpec, cell: Cell) -> ImageSplits:
+    """The data of one cell, loaded once per worker process and reused by its following cells.
+
+    The cache key holds the seed (for seed-dependent data) and the data options with the cell's
+    data-changing factor levels (permutation, location shift); :func:`experiments.cell.cells_of`
+    orders cells so that those sharing a key are adjacent.
+    """
     import json
 
-    data_seed = seed if seed_dependent(spec.dataset) else -1
-    options = json.dumps(spec.data, sort_keys=True)
+    data_seed = cell.seed if seed_dependent(spec.dataset) else -1
+    options = json.dumps(data_options(spec, cell), sort_keys=True)
     return _cached_data(spec.name, spec.dataset, options, max(data_seed, 0), spec.test_seed)
 
 
@@ -121,7 +126,7 @@ def execute_cell(
         if (not force or wait) and is_finished(paths, rid):
             return skip | {"locked": False}
         try:
-            data = data_for(spec, cell.seed)
+            data = data_for(spec, cell)
         except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
             data = _Unavailable(exc)
         tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})

@@ -1,4 +1,4 @@
-"""One cell of a study = one training run: ``run_cell(spec, cell, data) -> rows of the four tables``.
+"""One cell of a study = one training run: ``run_cell(spec, cell, data) -> rows of the results tables``.
 
 Pure apart from the clock: the same spec, cell and data give the same weights and metrics. Any
 exception inside the run becomes a ``failed`` row carrying the error text; a NaN loss a ``diverged``
@@ -15,7 +15,7 @@ import platform
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -27,16 +27,25 @@ from downscalexr import schema
 from downscalexr.consistency import shift_consistency, shift_pairs
 from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
+from downscalexr.data.synthetic import apply_permutation, pixel_permutation
 from downscalexr.latency import cpu_model, measure_latency
 from downscalexr.metrics import binary_metrics, multiclass_metrics
 from downscalexr.models import count_params, create_model, forward_flops, model_bytes
+from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.train import evaluate, fit, predict_scores
-from experiments.spec import StudySpec
+from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
+
+TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Cell:
-    """The design coordinates of one run."""
+    """The design coordinates of one run.
+
+    ``variant`` is :data:`~experiments.spec.NO_VARIANT` (``"none"``) for a model without downsampling
+    (the MLP). ``permute``, ``location_shift`` (``None``: no shift) and ``init`` are the levels of
+    the study's factors (see :class:`~experiments.spec.FactorSpec`).
+    """
 
     study: str
     dataset: str
@@ -45,37 +54,93 @@ class Cell:
     seed: int
     data_fraction: float
     transform: str = "none"
+    permute: bool = False
+    location_shift: float | None = None
+    init: str = "random"
 
 
 def cells_of(spec: StudySpec) -> list[Cell]:
-    """Every cell of ``spec``, ordered by seed so one worker can reuse a seed's data."""
-    return [
-        Cell(spec.name, spec.dataset, spec.model, variant, seed, fraction, transform)
-        for seed in spec.seeds
-        for fraction in sorted(spec.fractions, reverse=True)
-        for variant in spec.variants
-        for transform in spec.transforms
-    ]
+    """Every cell of ``spec``: models x variants x seeds x fractions x factor levels x transforms.
+
+    Factor levels that do not apply to a model are collapsed: a model without a convolution (the
+    MLP) only gets ``init="random"``, and its one variant is ``"none"``. Cells are ordered by seed,
+    then by the data-changing factors (permutation, location shift), so the cells that share one
+    data set are adjacent and a worker's small data cache serves them all.
+    """
+    levels = spec.factor_levels()
+    cells = []
+    for seed in spec.seeds:
+        for permute in levels["permute"]:
+            for shift in levels["location_shift"]:
+                for fraction in sorted(spec.fractions, reverse=True):
+                    for m in spec.model_specs:
+                        inits = ("random",) if m.name in NO_DOWNSAMPLING else levels["init"]
+                        cells += [
+                            Cell(spec.name, spec.dataset, m.name, v, seed, fraction, t, permute, shift, init)
+                            for v in m.variants
+                            for init in inits
+                            for t in spec.transforms
+                        ]
+    return cells
 
 
 def run_id(spec: StudySpec, cell: Cell) -> str:
-    """A stable 16-hex-digit hash of everything that determines the run's outcome."""
-    fixed = spec.to_dict()
-    for axis in ("variants", "fractions", "seeds", "transforms", "description", "reference"):
-        fixed.pop(axis)
-    payload = json.dumps({"cell": asdict(cell), "spec": fixed}, sort_keys=True, default=str)
+    """A stable 16-hex-digit hash of everything that determines the run's outcome.
+
+    Hashed are the cell's fields and the specification's fields that fix how a cell runs (not the
+    axes that enumerate cells), plus the options of the cell's model family, each only where it
+    differs from its dataclass default (:func:`~experiments.spec.non_default`). Adding a field with
+    a default, a model family, a variant or a factor level therefore leaves existing ids unchanged.
+    """
+    fixed = {k: v for k, v in non_default(spec).items() if k not in AXES}
+    options = spec.model_spec(cell.model).options
+    if options:
+        fixed["model_options"] = options
+    payload = json.dumps({"cell": non_default(cell), "spec": fixed}, sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
+
+def data_options(spec: StudySpec, cell: Cell) -> dict:
+    """Options to load the cell's data with: ``spec.data`` with the cell's factor levels applied.
+
+    A permuted cell uses ``data.permutation_seed`` when given, else the study's ``test_seed``, so
+    every permuted cell of a study sees the same permutation.
+    """
+    options = {k: v for k, v in spec.data.items() if k not in ("location_shift", "permute")}
+    if cell.location_shift is not None:
+        options["location_shift"] = cell.location_shift
+    if cell.permute:
+        options |= {"permute": True, "permutation_seed": spec.data.get("permutation_seed", spec.test_seed)}
+    return options
+
+
+def build_model(spec: StudySpec, cell: Cell, input_shape: tuple[int, int, int], num_outputs: int):
+    """The cell's model, initialised from its seed and its ``init`` level.
+
+    A model without downsampling (variant ``none``) is built against the operator named by its
+    ``downsample`` option, else the study's reference variant (the MLP matches that CNN's count).
+    """
+    options = dict(spec.model_spec(cell.model).options)
+    downsample = options.pop("downsample", spec.reference) if cell.variant == NO_VARIANT else cell.variant
+    channels, size, _ = input_shape
+    shape = {"in_channels": channels, "input_size": size, "num_outputs": num_outputs}
+    model = create_model(cell.model, downsample=downsample, seed=cell.seed, **shape | options)
+    return apply_init(model, cell.init)
 
 
 def run_cell(
     spec: StudySpec, cell: Cell, data: ImageSplits, provenance: dict | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Train and evaluate one cell; return ``{"runs", "epochs", "predictions", "latency"}`` DataFrames."""
+    """Train and evaluate one cell; return ``{"runs", "epochs", "predictions", "latency", "kernels"}``.
+
+    ``kernels`` holds the trained first convolution's weights of an ``ok`` cell (one row per weight);
+    it is empty for a model without a convolution and for a failed or diverged cell.
+    """
     rid = run_id(spec, cell)
     started = _now()
     row: dict = {c: math.nan for c in schema.METRIC_COLUMNS} | {"threshold": math.nan}
     row |= _design_row(spec, cell, rid) | _provenance(provenance) | {"started_at": started}
-    tables = {name: schema.empty(name) for name in ("epochs", "predictions", "latency")}
+    tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]}
     try:
         row, tables = _train_and_measure(spec, cell, data, rid, row)
     except Exception as exc:  # a failed cell is a result to store, not a reason to stop the grid
@@ -94,14 +159,8 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     binary = data.num_classes == 2
     index = nested_fractions(data.y_train, spec.fractions, cell.seed)[cell.data_fraction]
     data = standardized(data, index)
-    channels, size, _ = data.input_shape
-    model = create_model(
-        spec.model,
-        downsample=cell.variant,
-        seed=cell.seed,
-        **{"in_channels": channels, "input_size": size, "num_outputs": 1 if binary else data.num_classes}
-        | spec.model_options,
-    )
+    size = data.input_shape[1]
+    model = build_model(spec, cell, data.input_shape, 1 if binary else data.num_classes)
     row |= {
         "n_train": len(index),
         "image_size": size,
@@ -119,11 +178,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "best_epoch": result.best_epoch,
         "train_seconds": result.train_seconds,
     }
-    tables = {
-        "epochs": epochs,
-        "predictions": schema.empty("predictions"),
-        "latency": schema.empty("latency"),
-    }
+    tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]} | {"epochs": epochs}
     if result.status != "ok" or result.best_epoch < 0:
         return row, tables
 
@@ -156,16 +211,51 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         )
     preds.insert(0, "run_id", rid)
     tables["predictions"] = preds
+    tables["kernels"] = kernel_rows(model, rid)
     if spec.consistency.enabled:
-        row |= _consistency(spec, model, data.x_test)
+        row |= _consistency(spec, cell, model, data.x_test)
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
     return row, tables
 
 
-def _consistency(spec: StudySpec, model, x_test: torch.Tensor) -> dict:
+def kernel_rows(model: torch.nn.Module, rid: str) -> pd.DataFrame:
+    """The first convolution's weights as tidy ``kernels`` rows (out x in x rows x cols of them)."""
+    found = first_conv(model)
+    if found is None:
+        return schema.empty("kernels")
+    name, conv = found
+    w = conv.weight.detach().contiguous().double().numpy()  # (out, in, kh, kw)
+    out_c, in_c, row, col = (a.reshape(-1) for a in np.indices(w.shape))
+    return pd.DataFrame(
+        {"run_id": rid, "layer": name, "out_channel": out_c, "in_channel": in_c, "row": row, "col": col,
+         "value": w.reshape(-1)}
+    )  # fmt: skip
+
+
+class _PermutedInput(torch.nn.Module):
+    """``model`` behind the study's pixel permutation: takes unpermuted images, permutes, predicts."""
+
+    def __init__(self, model: torch.nn.Module, perm: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.perm = model, perm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(apply_permutation(x, self.perm))
+
+
+def _consistency(spec: StudySpec, cell: Cell, model, x_test: torch.Tensor) -> dict:
+    """Shift consistency of ``model`` on the first test images.
+
+    For a permuted cell a shift of the permuted image is not a spatial shift, so the scene is shifted
+    instead: the test image is un-permuted, shifted, and permuted again before the model sees it. The
+    number is then comparable with the unpermuted cells' (same images, same shift pairs).
+    """
     cons = spec.consistency
     x = x_test[: cons.n_images]
+    if cell.permute:
+        perm, inverse = pixel_permutation(x.shape[-1], data_options(spec, cell)["permutation_seed"])
+        x, model = apply_permutation(x, inverse), _PermutedInput(model, perm)
     pairs = shift_pairs(len(x), x.shape[-1], cons.max_fraction, seed=spec.test_seed)
     return {f"shift_consistency_{mode}": shift_consistency(model, x, pairs, mode) for mode in cons.modes}
 
@@ -204,7 +294,9 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "seed": cell.seed,
         "data_fraction": cell.data_fraction,
         "transform": cell.transform,
-        **{k: v for k, v in schema.LATE_DEFAULTS["runs"].items() if not k.startswith("shift_")},
+        "permute": cell.permute,
+        "location_shift": math.nan if cell.location_shift is None else cell.location_shift,
+        "init": cell.init,
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,

@@ -1,4 +1,5 @@
-"""Run every cell of a study (variant x seed x data fraction) and store the results as Parquet.
+"""Run every cell of a study (model x variant x seed x data fraction x factor levels) and store the
+results as Parquet.
 
     python -m experiments.grid --seeds 10            # the default study, all cores
     python -m experiments.grid --study smoke --n-jobs 1 --dry-run
@@ -29,8 +30,16 @@ from downscalexr.latency import cpu_model
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
 from experiments._execute import apply_allocator_settings, execute_cell, worker_environment
-from experiments.cell import Cell, cells_of, run_id
-from experiments.spec import SpecError, StudySpec, list_studies, load_spec
+from experiments.cell import Cell, cells_of, data_options, run_id
+from experiments.spec import (
+    NO_VARIANT,
+    SpecError,
+    StudySpec,
+    design_differences,
+    from_dict,
+    list_studies,
+    load_spec,
+)
 from experiments.store import StoreError, StudyPaths, finished_run_ids, read_study, write_atomic, write_json
 
 PACKAGES = (
@@ -54,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.grid",
         description="Train every variant x seed x data fraction of a study and store the results as "
-        "Parquet tables (runs, epochs, predictions, latency) under results/<study>/. Finished cells "
+        "Parquet tables (runs, epochs, predictions, latency, kernels) under results/<study>/. Finished cells "
         "are skipped on rerun; exit code 0 = all cells ok, 1 = some failed or diverged, 2 = bad arguments.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -133,17 +142,17 @@ def resolve_spec(args: argparse.Namespace) -> StudySpec:
 
 
 def load_spec_from(raw: dict) -> StudySpec:
-    from experiments.spec import from_dict
-
     return from_dict(StudySpec, raw)
 
 
 def _check_names(spec: StudySpec) -> None:
-    bad = [v for v in spec.variants if v not in list_downsample()]
+    variants = [v for m in spec.model_specs for v in m.variants if v != NO_VARIANT]
+    bad = list(dict.fromkeys(v for v in [*spec.variants, *variants] if v not in list_downsample()))
     if bad:
         raise UsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(list_downsample())}")
-    if spec.model not in list_models():
-        raise UsageError(f"unknown model {spec.model!r}; choose from {', '.join(list_models())}")
+    for m in spec.model_specs:
+        if m.name not in list_models():
+            raise UsageError(f"unknown model {m.name!r}; choose from {', '.join(list_models())}")
     if spec.dataset not in list_datasets():
         raise UsageError(f"unknown data set {spec.dataset!r}; choose from {', '.join(list_datasets())}")
     unknown = sorted(set(spec.data) - set(dataset_options(spec.dataset)))
@@ -205,10 +214,12 @@ def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
     """Refuse to mix results of a different specification into one study directory."""
     if not paths.spec.exists():
         return
-    old = yaml.safe_load(paths.spec.read_text()) or {}
-    new = spec.to_dict()
-    axes = {"variants", "fractions", "seeds", "transforms", "description", "reference"}
-    differ = sorted(k for k in set(old) | set(new) if k not in axes and old.get(k) != new.get(k))
+    raw = yaml.safe_load(paths.spec.read_text()) or {}
+    try:
+        differ = design_differences(from_dict(StudySpec, raw, where=str(paths.spec)), spec)
+    except SpecError:  # written by a version whose keys this one does not know
+        new = spec.to_dict()
+        differ = sorted(k for k in set(raw) | set(new) if raw.get(k) != new.get(k))
     if differ:
         raise UsageError(
             f"{paths.root} holds results of a different specification (differs in: {', '.join(differ)}); "
@@ -257,7 +268,7 @@ def run(argv: list[str] | None = None) -> int:
         for cell in cells:
             mark = "done" if ids[cell] in done and not args.force else "todo"
             where = f"seed={cell.seed:<3} fraction={cell.data_fraction:<5}"
-            print(f"{mark}  {ids[cell]}  {cell.variant:<12} {where} {cell.model}")
+            print(f"{mark}  {ids[cell]}  {cell.variant:<12} {where} {cell.model}{_factor_text(cell)}")
         done_n = len(cells) - len(todo)
         print(
             f"{len(cells)} cells, {done_n} done, {len(todo)} to run; "
@@ -288,6 +299,16 @@ def run(argv: list[str] | None = None) -> int:
     return 0 if all_ok else 1
 
 
+def _factor_text(cell: Cell) -> str:
+    """The cell's non-default factor levels, e.g. `` permute location_shift=0.5 init=edge_frozen``."""
+    parts = ["permute"] if cell.permute else []
+    if cell.location_shift is not None:
+        parts.append(f"location_shift={cell.location_shift:g}")
+    if cell.init != "random":
+        parts.append(f"init={cell.init}")
+    return "".join(f" {p}" for p in parts)
+
+
 def _preflight(spec: StudySpec) -> dict:
     """Load the first seed's data in this process, so a bad path or option stops the grid at once.
 
@@ -295,7 +316,8 @@ def _preflight(spec: StudySpec) -> dict:
     for ``data.json``; per-example id lists are left out.
     """
     try:
-        data = load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **spec.data)
+        options = data_options(spec, cells_of(spec)[0])
+        data = load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **options)
     except (ValueError, OSError, TypeError) as exc:
         raise UsageError(f"cannot load data set {spec.dataset!r}: {str(exc).splitlines()[0]}") from None
     info = {k: v for k, v in data.info.items() if k != "ids"}
@@ -409,16 +431,18 @@ def _summary(runs, results: list[dict], elapsed: float, n_cells: int) -> None:
     ran = [r for r in results if not r["skipped"]]
     print(f"\n{len(ran)} cell(s) run in {_duration(elapsed)}; study holds {len(runs)}/{n_cells} cells")
     if len(runs):
-        table = runs.groupby(["variant", "status"]).size().unstack(fill_value=0)
-        acc = runs[runs["status"] == "ok"].groupby("variant")["accuracy"].mean().rename("mean accuracy")
-        secs = runs.groupby("variant")["train_seconds"].median().rename("median train s")
+        by = ["model", "variant"] if runs["model"].nunique() > 1 else ["variant"]
+        table = runs.groupby([*by, "status"]).size().unstack(fill_value=0)
+        acc = runs[runs["status"] == "ok"].groupby(by)["accuracy"].mean().rename("mean accuracy")
+        secs = runs.groupby(by)["train_seconds"].median().rename("median train s")
         print(table.join(acc).join(secs).round(4).to_string())
     for r in ran:
         if r["status"] != "ok":
             lines = (r.get("error") or "").strip().splitlines()
             cell = r["cell"]
             last = lines[-1] if lines else ""
-            print(f"  {r['status']}: {cell.variant} seed={cell.seed} fraction={cell.data_fraction}: {last}")
+            where = f"{cell.variant} seed={cell.seed} fraction={cell.data_fraction}{_factor_text(cell)}"
+            print(f"  {r['status']}: {where} [{cell.model}]: {last}")
 
 
 def _duration(seconds: float) -> str:

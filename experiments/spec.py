@@ -1,8 +1,14 @@
 """A study specification: frozen dataclasses, loaded from YAML, validated at the boundary.
 
-A study names its data set, model family, the downsampling variants, the data fractions and the seeds,
-plus how each model is trained and timed. Unknown keys and wrong types are rejected with a message that
-names the key and lists the valid ones. Built-in studies live in ``experiments/studies/*.yaml``.
+A study names its data set, model families, the downsampling variants, the data fractions and the
+seeds, the inductive-bias factors, plus how each model is trained and timed. Unknown keys and wrong types
+are rejected with a message that names the key and lists the valid ones. Built-in studies live in
+``experiments/studies/*.yaml``. Several model families share one grid with ``models``::
+
+    models:
+      - {name: lenet, options: {channels: [16, 32]}}
+      - {name: mlp, options: {match: lenet}}          # variant "none"; inherits lenet's options
+    factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen]}
 """
 
 from __future__ import annotations
@@ -15,9 +21,18 @@ from pathlib import Path
 
 import yaml
 
+from downscalexr.schema import INIT_CHOICES
 from downscalexr.train import TrainConfig
 
 STUDIES_DIR = Path(__file__).parent / "studies"
+# Model families without a downsampling operator (or a convolution): their one variant is NO_VARIANT.
+NO_DOWNSAMPLING = ("mlp",)
+NO_VARIANT = "none"
+# Fields that enumerate cells (or only describe the study) rather than fix how one cell runs.
+AXES = (
+    "variants", "fractions", "seeds", "transforms", "description", "reference", "factors", "models",
+    "model", "model_options",
+)  # fmt: skip
 
 
 class SpecError(ValueError):
@@ -53,6 +68,67 @@ class ConsistencySpec:
 
 
 @dataclass(frozen=True)
+class FactorSpec:
+    """Inductive-bias factors, each a list of levels crossed with models x variants x seeds x fractions.
+
+    Parameters
+    ----------
+    permute : tuple of bool
+        Shuffle every image's pixels by one fixed permutation per study (seeded by the study's
+        ``test_seed``, or ``data.permutation_seed`` when set), the same in every cell.
+    location_shift : tuple of float or None
+        Edges data set only: train on edges in the first ``r`` of the image, validate and test on the
+        rest (``None``: no shift). A level overrides ``data.location_shift`` for its cells.
+    init : tuple of str
+        First convolution's initialisation: ``random`` (the seeded default), ``edge_frozen`` or
+        ``edge_trainable`` (a fixed bank of oriented edge detectors, see
+        :mod:`downscalexr.models.edge_init`). Models without a convolution only get ``random``.
+    """
+
+    permute: tuple[bool, ...] = (False,)
+    location_shift: tuple[float | None, ...] = (None,)
+    init: tuple[str, ...] = ("random",)
+
+    def __post_init__(self) -> None:
+        for name in ("permute", "location_shift", "init"):
+            levels = getattr(self, name)
+            if not levels:
+                raise SpecError(f"factors.{name} must list at least one level")
+            if len(set(levels)) != len(levels):
+                raise SpecError(f"factors.{name} repeats a level: {list(levels)}")
+        bad = [v for v in self.init if v not in INIT_CHOICES]
+        if bad:
+            raise SpecError(f"factors.init: unknown level(s) {bad}; choose from {', '.join(INIT_CHOICES)}")
+        for r in self.location_shift:
+            if r is not None and not 0 < r < 1:
+                raise SpecError(
+                    f"factors.location_shift: {r} is outside (0, 1); use null (no shift) or a fraction "
+                    "of the image such as 0.5"
+                )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model family of a study.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (``lenet``, ``mlp``, ...).
+    options : dict
+        Keyword options of the family. An MLP whose ``match`` names another family of the same study
+        inherits that family's options (its own win), so it matches the CNN actually trained.
+    variants : tuple of str
+        Downsampling operators for this family; empty means the study's ``variants``. A family
+        without downsampling (``mlp``) has the single variant ``none``.
+    """
+
+    name: str
+    options: dict = field(default_factory=dict)
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """One study: every combination of ``variants`` x ``seeds`` x ``fractions`` is one training run.
 
@@ -65,11 +141,16 @@ class StudySpec:
     data : dict
         Keyword options of the data set (sizes, prevalences, path, ...).
     model : str
-        Model family registry name (``lenet``, ``lenet_gap``, ``downscalexr_lenet``, ...).
+        Model family registry name (``lenet``, ``lenet_gap``, ``downscalexr_lenet``, ...): the
+        one-model shorthand for ``models``.
     model_options : dict
         Keyword options of the model family (e.g. ``input_size``, ``channels``).
+    models : tuple of ModelSpec
+        Several model families in one grid; when given, ``model`` and ``model_options`` stay unset.
     variants : tuple of str
         Downsampling operators compared; the first is the reference unless ``reference`` is set.
+    factors : FactorSpec
+        Inductive-bias factors (pixel permutation, location shift, first-layer initialisation).
     fractions : tuple of float
         Nested, stratified fractions of the training pool, each in (0, 1].
     seeds : tuple of int
@@ -90,6 +171,7 @@ class StudySpec:
     data: dict = field(default_factory=dict)
     model: str = "lenet"
     model_options: dict = field(default_factory=dict)
+    models: tuple[ModelSpec, ...] = ()
     variants: tuple[str, ...] = ("avgpool", "maxpool", "strided")
     fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
     seeds: tuple[int, ...] = tuple(range(10))
@@ -98,6 +180,7 @@ class StudySpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     latency: LatencySpec = field(default_factory=LatencySpec)
     consistency: ConsistencySpec = field(default_factory=ConsistencySpec)
+    factors: FactorSpec = field(default_factory=FactorSpec)
     reference: str = "avgpool"
     description: str = ""
 
@@ -118,10 +201,119 @@ class StudySpec:
         unknown = sorted(set(self.transforms) - {"none"})
         if unknown:
             raise SpecError(f"unknown transforms {unknown}; choose from none")
+        self._check_models()
+        self._check_factors()
+
+    def _check_models(self) -> None:
+        if self.models and (self.model != "lenet" or self.model_options):
+            raise SpecError("give either models (a list of families) or model/model_options (one), not both")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise SpecError(f"models: each family may appear once, got {names}")
+        if NO_VARIANT in self.variants:
+            raise SpecError(f"variants: {NO_VARIANT!r} is reserved for models without downsampling")
+        for m in self.models:
+            if m.name in NO_DOWNSAMPLING and m.variants not in ((), (NO_VARIANT,)):
+                raise SpecError(
+                    f"models: {m.name} has no downsampling operator; its variants must be "
+                    f"[{NO_VARIANT}] or left out, got {list(m.variants)}"
+                )
+            if m.name not in NO_DOWNSAMPLING and NO_VARIANT in m.variants:
+                raise SpecError(
+                    f"models: {m.name} downsamples; variant {NO_VARIANT!r} is for {NO_DOWNSAMPLING}"
+                )
+
+    def _check_factors(self) -> None:
+        f = self.factors
+        if f.location_shift != (None,):
+            if self.dataset != "edges":
+                raise SpecError(
+                    f"factors.location_shift is only valid for the edges data set, not {self.dataset!r}; "
+                    "remove it or use dataset: edges"
+                )
+            if "location_shift" in self.data:
+                raise SpecError("set location_shift either in data or in factors, not both")
+        if f.permute != (False,) and "permute" in self.data:
+            raise SpecError("set permute either in data or in factors, not both")
+
+    @property
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """The study's model families with their variants resolved (see :class:`ModelSpec`)."""
+        given = self.models or (ModelSpec(self.model, dict(self.model_options)),)
+        by_name = {m.name: m for m in given}
+        out = []
+        for m in given:
+            options = dict(m.options)
+            match = by_name.get(options.get("match"))
+            if m.name in NO_DOWNSAMPLING and match is not None and match is not m:
+                options = dict(match.options) | options
+            variants = (NO_VARIANT,) if m.name in NO_DOWNSAMPLING else (m.variants or self.variants)
+            out.append(ModelSpec(m.name, options, variants))
+        return tuple(out)
+
+    def model_spec(self, name: str) -> ModelSpec:
+        """The resolved :class:`ModelSpec` of family ``name``."""
+        for m in self.model_specs:
+            if m.name == name:
+                return m
+        raise SpecError(
+            f"model {name!r} is not in study {self.name!r}; it has {[m.name for m in self.model_specs]}"
+        )
+
+    def factor_levels(self) -> dict[str, tuple]:
+        """The levels each cell takes: the factors, or the data options when a factor is not given."""
+        f = self.factors
+        permute = f.permute if f.permute != (False,) else (bool(self.data.get("permute", False)),)
+        shift = f.location_shift
+        if shift == (None,) and self.data.get("location_shift") is not None:
+            shift = (float(self.data["location_shift"]),)
+        return {"permute": permute, "location_shift": shift, "init": f.init}
 
     def to_dict(self) -> dict:
         """Plain, YAML/JSON-ready form (tuples as lists)."""
         return _plain(dataclasses.asdict(self))
+
+
+def non_default(obj) -> dict:
+    """The fields of dataclass ``obj`` whose value differs from the field's default, recursively.
+
+    Nested dataclasses contribute only their own non-default fields, and are left out when those are
+    none. Hashing this form (see :func:`experiments.cell.run_id`) keeps an identifier unchanged when a
+    field with a default is added later; the price is that a field's default must never change meaning.
+    """
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            value = non_default(value)
+            if value:
+                out[f.name] = value
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            out[f.name] = _plain(value)
+            continue
+        if value != default:
+            out[f.name] = _plain(value)
+    return out
+
+
+def design_differences(old: StudySpec, new: StudySpec) -> list[str]:
+    """Keys in which two specifications would give different results for a cell they share.
+
+    The axes (variants, seeds, fractions, models, factor levels, ...) may differ: they only add or drop
+    cells. A model family present in both must have the same options.
+    """
+    a, b = non_default(old), non_default(new)
+    differ = sorted(k for k in set(a) | set(b) if k not in AXES and a.get(k) != b.get(k))
+    old_models = {m.name: m.options for m in old.model_specs}
+    for m in new.model_specs:
+        if m.name in old_models and old_models[m.name] != m.options:
+            differ.append(f"models.{m.name}")
+    return differ
 
 
 def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
@@ -189,7 +381,9 @@ def _coerce(value, hint, where: str):
                 continue
         raise SpecError(f"{where}: {value!r} is not a valid {_name(hint)}")
     if origin is tuple:
-        if isinstance(value, (str, int, float)):
+        if value is None and type(None) in typing.get_args(typing.get_args(hint)[0]):
+            value = [None]
+        if isinstance(value, (str, int, float, dict)):
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise SpecError(f"{where}: expected a list, got {value!r}")

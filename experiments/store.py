@@ -4,13 +4,18 @@ Layout of a study directory::
 
     <root>/spec.yaml             resolved specification (what every cell was run with)
     <root>/environment.json      packages, threads, CPU, git commit, command lines of every invocation
-    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency
+    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels
     <root>/locks/<run_id>.lock   per-cell exclusivity between concurrent runners
     <root>/quarantine/           unreadable or foreign files moved aside, with a note of why
 
 Every write goes to a temporary file in the target directory and is renamed into place. A cell's
 ``runs`` file is written last, so its presence means the whole cell is stored; an interrupted cell
 leaves at most complete files of the other tables, which the rerun overwrites.
+
+``kernels`` arrived after the first studies were stored. A finished cell (its ``runs`` file present)
+without a kernels file was therefore written before kernels were recorded: it counts as finished and
+simply has no kernel rows, rather than being recomputed. A kernels file that exists but is invalid
+makes its cell unfinished, like any other damaged table.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import pyarrow.parquet as pq
 
 from downscalexr import schema
 
-TABLES = ("runs", "epochs", "predictions", "latency")
-WRITE_ORDER = ("epochs", "predictions", "latency", "runs")
+TABLES = ("runs", "epochs", "predictions", "latency", "kernels")
+WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "runs")
+# tables a finished cell of an older version may lack (see the module docstring)
+OPTIONAL = ("kernels",)
 
 
 class StoreError(RuntimeError):
@@ -139,12 +146,17 @@ def cell_lock(paths: StudyPaths, run_id: str, wait: bool = False) -> Iterator[bo
 def is_finished(paths: StudyPaths, run_id: str) -> bool:
     """Whether every table's file of the cell exists and is valid (``runs``: one row for ``run_id``).
 
-    Checking all four, not only the ``runs`` marker, means a cell whose predictions file was damaged
-    after it finished is recomputed rather than kept without its predictions.
+    Checking every table, not only the ``runs`` marker, means a cell whose predictions file was damaged
+    after it finished is recomputed rather than kept without its predictions. A missing file of an
+    :data:`OPTIONAL` table is allowed (a cell stored before that table existed).
     """
     for table in ("runs", *WRITE_ORDER[:-1]):
         path = paths.cell_file(table, run_id)
-        if not path.exists() or _read_valid(paths, table, path) is None:
+        if not path.exists():
+            if table in OPTIONAL:
+                continue
+            return False
+        if _read_valid(paths, table, path) is None:
             return False
     return True
 
@@ -161,8 +173,9 @@ def finished_run_ids(paths: StudyPaths) -> set[str]:
 def read_study(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
     """Read a study directory back as validated DataFrames, one per table.
 
-    Files that cannot be read or do not match the schema are reported by path (``UserWarning``) and
-    left out, never merged; rows of cells without a ``runs`` row (an interrupted cell) are dropped.
+    A study written before a table existed (``kernels``) reads back with that table empty. Files that
+    cannot be read or do not match the schema are reported by path (``UserWarning``) and left out,
+    never merged; rows of cells without a ``runs`` row (an interrupted cell) are dropped.
     """
     paths = StudyPaths(root)
     if not paths.table_dir("runs").is_dir():

@@ -174,7 +174,7 @@ def test_same_cell_twice_gives_identical_results():
 
     spec = load_spec("smoke")
     cell = Cell(spec.name, spec.dataset, spec.model, "maxpool", 1, 0.5)
-    first, second = (run_cell(spec, cell, data_for(spec, cell.seed)) for _ in range(2))
+    first, second = (run_cell(spec, cell, data_for(spec, cell)) for _ in range(2))
     metrics = ["accuracy", "auroc", "log_loss", "train_accuracy", "val_accuracy", "n_train", "status"]
     pd.testing.assert_frame_equal(first["runs"][metrics], second["runs"][metrics])
     pd.testing.assert_frame_equal(first["predictions"], second["predictions"])
@@ -235,10 +235,10 @@ def test_a_seed_whose_data_fails_to_load_fails_its_cells_only(run_grid, tmp_path
 
     real = execute.data_for
 
-    def flaky(spec, seed):
-        if seed == 1:
+    def flaky(spec, cell):
+        if cell.seed == 1:
             raise OSError("planted: data of seed 1 unreadable")
-        return real(spec, seed)
+        return real(spec, cell)
 
     monkeypatch.setattr(execute, "data_for", flaky)
     out = tmp_path / "study"

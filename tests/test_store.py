@@ -51,7 +51,20 @@ def fake_cell(run_id: str, status: str = "ok", n_examples: int = 3) -> dict[str,
             }
         ),
     )
-    return {"runs": runs, "epochs": epochs, "predictions": predictions, "latency": schema.empty("latency")}
+    kernels = schema.conform(
+        "kernels",
+        pd.DataFrame(
+            {"run_id": run_id, "layer": "conv1", "out_channel": [0, 1], "in_channel": 0, "row": 0, "col": 0}
+            | {"value": [0.25, -0.25]}
+        ),
+    )
+    return {
+        "runs": runs,
+        "epochs": epochs,
+        "predictions": predictions,
+        "latency": schema.empty("latency"),
+        "kernels": kernels,
+    }
 
 
 @pytest.fixture

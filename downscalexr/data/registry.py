@@ -3,6 +3,9 @@
 ``seed`` is the cell's seed; synthetic data sets draw their training and validation pools from it.
 ``test_seed`` is the study's and fixes the test set (and, for real data, the validation set carved
 out of train), so every cell of a study is scored on the same examples.
+
+Every data set takes ``permute`` and ``permutation_seed``: the synthetic generators shuffle pixels
+themselves; for real data :func:`load_dataset` applies the same fixed permutation after loading.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import inspect
 from collections.abc import Callable
 
 from downscalexr.data.base import ImageSplits
+from downscalexr.data.synthetic import apply_permutation, pixel_permutation
+
+PERMUTE_OPTIONS = ("permute", "permutation_seed")
 
 # name -> (module, function, whether the training pool depends on the cell seed)
 _DATASETS: dict[str, tuple[str, str, bool]] = {
@@ -47,7 +53,32 @@ def dataset_options(name: str) -> list[str]:
     params = list(inspect.signature(dataset_loader(name)).parameters)
     if not seed_dependent(name):
         params = ["path", *params[1:]]  # real-data loaders take the data location first
+    params += [p for p in PERMUTE_OPTIONS if p not in params]
     return [p for p in params if p not in ("seed", "test_seed")]
+
+
+def permute_splits(splits: ImageSplits, seed: int) -> ImageSplits:
+    """``splits`` with the pixels of every image shuffled by one fixed :func:`pixel_permutation`.
+
+    Raises
+    ------
+    ValueError
+        For non-square images (the permutation is drawn for a square side).
+    """
+    h, w = splits.input_shape[1:]
+    if h != w:
+        raise ValueError(f"pixel permutation needs square images, got {h}x{w}; resize the data to a square")
+    perm = pixel_permutation(h, seed)[0]
+    return ImageSplits(
+        apply_permutation(splits.x_train, perm),
+        splits.y_train,
+        apply_permutation(splits.x_val, perm),
+        splits.y_val,
+        apply_permutation(splits.x_test, perm),
+        splits.y_test,
+        class_names=splits.class_names,
+        info=splits.info | {"permute": True, "permutation_seed": seed},
+    )
 
 
 def load_dataset(name: str, *, seed: int, test_seed: int = 0, **options) -> ImageSplits:
@@ -57,9 +88,19 @@ def load_dataset(name: str, *, seed: int, test_seed: int = 0, **options) -> Imag
     if unknown:
         valid = ", ".join(dataset_options(name))
         raise ValueError(f"data set {name!r}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
-    if seed_dependent(name):
-        return loader(seed=seed, test_seed=test_seed, **options)
     options = dict(options)
+    own = set(inspect.signature(loader).parameters)
+    permute = {k: options.pop(k) for k in PERMUTE_OPTIONS if k in options and k not in own}
+    if seed_dependent(name):
+        data = loader(seed=seed, test_seed=test_seed, **options)
+    else:
+        data = _load_real(name, loader, test_seed, options)
+    if permute.get("permute"):
+        data = permute_splits(data, int(permute.get("permutation_seed", 0)))
+    return data
+
+
+def _load_real(name: str, loader: Callable[..., ImageSplits], test_seed: int, options: dict) -> ImageSplits:
     path = options.pop("path", None)
     if not path:
         raise ValueError(
