@@ -361,13 +361,13 @@ def inductive_tests(
             for arm in arms:
                 add(seed_values(d, metric, drop(arm) + [(-c, sel) for c, sel in drop(MLP_MODEL)]), "H3",
                     label(arm), "drop difference", f"drop({arm}) - drop(MLP)", "difference", -1)  # fmt: skip
-        else:
-            notes.append("H3 not tested: the study has no MLP runs (H3b compares the CNN variants).")
         for arm in others:
             values = seed_values(d, metric, drop(arm) + [(-c, sel) for c, sel in drop(refs[arm])])
             add(
                 values, "H3b", label(arm), "drop difference", f"drop({arm}) - drop({refs[arm]})", "difference"
             )
+    if shifts and 0.0 in set(d["location_shift"]) and not has_mlp:
+        notes.append("H3 not tested: the study has no MLP runs (H3b compares the CNN variants).")
     pooling = [a for a in arms if is_pooling(_variant(a))]
     subsampling = [a for a in arms if _variant(a) in SUBSAMPLING]
     for mode, column in CONSISTENCY_MODES.items():

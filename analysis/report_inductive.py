@@ -131,35 +131,35 @@ def inductive_section(
                                                   **s.kw)  # fmt: skip
     section = Section("Inductive bias")
     tested = list(dict.fromkeys(hyp["hypothesis"]))
-    section.text.append("Hypotheses, stated before the numbers (each is tested only where the study has the "
-                        "levels "
-                        "it needs; contrasts on test accuracy, shift consistency for H4):")  # fmt: skip
+    if tested:
+        section.text.append(
+            "Hypotheses, stated before the numbers (each is tested only where the study has the levels it "
+            "needs; contrasts on test accuracy, shift consistency for H4):"
+        )
+    else:
+        section.text.append("No inductive-bias hypothesis can be tested with this study's levels:")
     section.text += [f"{h}: {inductive.HYPOTHESES[h]}" for h in tested]
     section.text += notes
-    pp = f"{100 * margin:g} percentage points"
-    section.text.append(
-        "Design: factors a hypothesis does not vary are held at their base level (unpermuted, no "
-        "location shift, "
-        "random init); every contrast is taken within a seed and a data fraction and then averaged over the "
-        f"fractions, so each seed gives one paired value. Intervals: {s.level}, Student t below 10 "
-        "seeds, BCa "
-        f"bootstrap over seeds from 10 ({s.n_boot} resamples). Equivalence margin: +-{pp}."
-    )
-    section.text.append(
-        "Verdict rules. Directional claim: supported when the Holm-adjusted paired t-test p < "
-        f"{s.alpha:g} and the estimate is on the claimed side; not supported when the {s.level} "
-        "interval lies "
-        f"on the other side, or the {100 * (1 - 2 * s.alpha):g} % interval lies within +-{pp} (no "
-        "effect as large "
-        "as the margin); inconclusive otherwise. 'Disappears' (equivalence, TOST): supported when the "
-        f"Holm-adjusted TOST p < {s.alpha:g} (for one test: the {100 * (1 - 2 * s.alpha):g} % "
-        "interval inside "
-        f"+-{pp}); not supported when the {s.level} interval excludes 0; inconclusive otherwise. A "
-        "hypothesis "
-        "with several parts is supported when all parts are, not supported when any part is. Holm's "
-        "correction "
-        f"runs over all {int(tests['in_family'].sum())} tests of this section."
-    )
+    if not tests.empty:
+        pp = f"{100 * margin:g} percentage points"
+        eq = f"{100 * (1 - 2 * s.alpha):g} %"
+        section.text.append(
+            "Design: factors a hypothesis does not vary are held at their base level (unpermuted, no "
+            "location shift, random init); every contrast is taken within a seed and a data fraction and "
+            "then averaged over the fractions, so each seed gives one paired value. Intervals: "
+            f"{s.level}, Student t below 10 seeds, BCa bootstrap over seeds from 10 ({s.n_boot} "
+            f"resamples). Equivalence margin: +-{pp}."
+        )
+        section.text.append(
+            "Verdict rules. Directional claim: supported when the Holm-adjusted paired t-test p < "
+            f"{s.alpha:g} and the estimate is on the claimed side; not supported when the {s.level} "
+            f"interval lies on the other side, or the {eq} interval lies within +-{pp} (no effect as "
+            "large as the margin); inconclusive otherwise. 'Disappears' (equivalence, TOST): supported "
+            f"when the Holm-adjusted TOST p < {s.alpha:g} (for one test: the {eq} interval inside "
+            f"+-{pp}); not supported when the {s.level} interval excludes 0; inconclusive otherwise. A "
+            "hypothesis with several parts is supported when all parts are, not supported when any part "
+            f"is. Holm's correction runs over all {int(tests['in_family'].sum())} tests of this section."
+        )
     result = {"tests": tests, "hypotheses": hyp, "notes": notes, "margin": margin}
     if len(hyp):
         family = tests[tests["in_family"].astype(bool)]
