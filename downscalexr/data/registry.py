@@ -65,9 +65,11 @@ def permute_splits(splits: ImageSplits, seed: int) -> ImageSplits:
     ValueError
         For non-square images (the permutation is drawn for a square side).
     """
-    h, w = splits.input_shape[1:]
-    if h != w:
-        raise ValueError(f"pixel permutation needs square images, got {h}x{w}; resize the data to a square")
+    sides = {tuple(x.shape[-2:]) for x in (splits.x_train, splits.x_val, splits.x_test)}
+    (h, w), *rest = sorted(sides)
+    if h != w or rest:
+        shown = ", ".join(f"{a}x{b}" for a, b in sorted(sides))
+        raise ValueError(f"pixel permutation needs square images of one size, got {shown}; resize the data")
     perm = pixel_permutation(h, seed)[0]
     return ImageSplits(
         apply_permutation(splits.x_train, perm),
