@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -239,15 +240,38 @@ def estimate_seconds(spec: StudySpec, paths: StudyPaths, todo: list[Cell], n_job
         end = pd.to_datetime(done["finished_at"], format="ISO8601", utc=True, errors="coerce")
         wall = (end - start).dt.total_seconds().mean()
         per_cell = float(wall) if wall > 0 else float(done["train_seconds"].mean()) * 1.15
-    else:
-        # ~50 GFLOP/s effective per core for training (3x forward FLOPs per image).
-        data = spec.data
-        n = int(data.get("n_train", 2000))
-        flops = 80e6 * (int(data.get("image_size", 64)) / 64) ** 2
-        per_cell = (
-            sum(3 * flops * n * f * spec.train.epochs for f in spec.fractions) / len(spec.fractions) / 50e9
+        return per_cell * len(todo) / max(1, n_jobs)
+    return _flop_seconds(spec, todo) / max(1, n_jobs)
+
+
+def _flop_seconds(spec: StudySpec, todo: list[Cell]) -> float:
+    """Training time of ``todo`` from each model's forward FLOPs at ~50 GFLOP/s per core.
+
+    A training step costs about 3x the forward pass; a cell trains on ``max(n_train x fraction x
+    epochs, min_steps x batch_size)`` images. Evaluation and consistency add ~0.3 s per cell.
+    """
+    from downscalexr.models import forward_flops
+    from experiments.cell import build_model
+
+    data, t = spec.data, spec.train
+    size = int(data.get("image_size", data.get("size", 64)))
+    outputs = len(data.get("classes", ())) or (3 if spec.dataset == "edges" else 1)
+    shape = (1, size, size)
+    flops: dict[tuple[str, str], float] = {}
+    total = 0.0
+    for cell in todo:
+        key = (cell.model, cell.variant)
+        if key not in flops:
+            try:
+                model = build_model(spec, dataclasses.replace(cell, init="random"), shape, outputs)
+                flops[key] = forward_flops(model, shape)
+            except (ValueError, TypeError, RuntimeError):  # e.g. real data of unknown size
+                flops[key] = 80e6 * (size / 64) ** 2  # the default LeNet at 64 px
+        images = max(
+            int(data.get("n_train", 2000)) * cell.data_fraction * t.epochs, t.min_steps * t.batch_size
         )
-    return per_cell * len(todo) / max(1, n_jobs)
+        total += 3 * flops[key] * images / 50e9 + 0.3
+    return total
 
 
 def run(argv: list[str] | None = None) -> int:

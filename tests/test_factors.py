@@ -25,28 +25,12 @@ from downscalexr.train import TrainConfig, fit
 from experiments._execute import data_for
 from experiments.cell import Cell, cells_of, data_options, run_cell, run_id
 from experiments.grid import UsageError, check_same_design
-from experiments.spec import FactorSpec, SpecError, StudySpec, from_dict, load_spec
+from experiments.spec import STUDIES_DIR, FactorSpec, SpecError, StudySpec, from_dict, load_spec
 from experiments.store import StudyPaths, finished_run_ids, is_finished, read_study, write_cell
 
-# 3-class edges at 16 px, a 4/8-channel LeNet and the MLP matched to it: (1 variant x 2 inits + MLP)
-# x 2 permutations x 2 location shifts = 12 cells of well under a second each.
-TINY = {
-    "name": "factors",
-    "dataset": "edges",
-    "data": {"classes": ["horizontal", "vertical", "none"], "n_train": 90, "n_val": 30, "n_test": 30,
-             "image_size": 16},
-    "models": [{"name": "lenet", "options": {"channels": [4, 8], "kernel_size": 3}},
-               {"name": "mlp", "options": {"match": "lenet"}}],
-    "variants": ["maxpool"],
-    "reference": "maxpool",
-    "factors": {"permute": [False, True], "location_shift": [None, 0.5], "init": ["random", "edge_frozen"]},
-    "fractions": [1.0],
-    "seeds": [0],
-    "test_seed": 7,
-    "train": {"epochs": 1, "batch_size": 32, "lr": 0.003},
-    "latency": {"enabled": False},
-    "consistency": {"enabled": True, "n_images": 20},
-}  # fmt: skip
+# The built-in smoke-factors study: 3-class edges at 16 px, a 4/8-channel LeNet and the MLP matched to
+# it: (1 variant x 2 inits + MLP) x 2 permutations x 2 location shifts = 12 cells, well under a second each.
+TINY = yaml.safe_load((STUDIES_DIR / "smoke-factors.yaml").read_text()) | {"name": "factors"}
 N_TINY = 12
 
 
