@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from downscalexr.data.registry import dataset_options, list_datasets, load_datas
 from downscalexr.latency import cpu_model
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
+from experiments._estimate import estimate_seconds
 from experiments._execute import apply_allocator_settings, execute_cell, worker_environment
 from experiments.cell import Cell, cells_of, data_options, run_id
 from experiments.spec import (
@@ -226,52 +226,6 @@ def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
             f"{paths.root} holds results of a different specification (differs in: {', '.join(differ)}); "
             "choose another --out or remove that directory"
         )
-
-
-def estimate_seconds(spec: StudySpec, paths: StudyPaths, todo: list[Cell], n_jobs: int) -> float:
-    """Seconds to run ``todo``: from finished cells of this study when any, else from a FLOP model."""
-    done = read_study(paths.root)["runs"] if paths.table_dir("runs").is_dir() else None
-    if done is not None and len(done):
-        # a cell is more than its training (model build, evaluation, latency timing): use its wall time,
-        # and the mean, since the estimate is of a total
-        import pandas as pd
-
-        start = pd.to_datetime(done["started_at"], format="ISO8601", utc=True, errors="coerce")
-        end = pd.to_datetime(done["finished_at"], format="ISO8601", utc=True, errors="coerce")
-        wall = (end - start).dt.total_seconds().mean()
-        per_cell = float(wall) if wall > 0 else float(done["train_seconds"].mean()) * 1.15
-        return per_cell * len(todo) / max(1, n_jobs)
-    return _flop_seconds(spec, todo) / max(1, n_jobs)
-
-
-def _flop_seconds(spec: StudySpec, todo: list[Cell]) -> float:
-    """Training time of ``todo`` from each model's forward FLOPs at ~50 GFLOP/s per core.
-
-    A training step costs about 3x the forward pass; a cell trains on ``max(n_train x fraction x
-    epochs, min_steps x batch_size)`` images. Evaluation and consistency add ~0.3 s per cell.
-    """
-    from downscalexr.models import forward_flops
-    from experiments.cell import build_model
-
-    data, t = spec.data, spec.train
-    size = int(data.get("image_size", data.get("size", 64)))
-    outputs = len(data.get("classes", ())) or (3 if spec.dataset == "edges" else 1)
-    shape = (1, size, size)
-    flops: dict[tuple[str, str], float] = {}
-    total = 0.0
-    for cell in todo:
-        key = (cell.model, cell.variant)
-        if key not in flops:
-            try:
-                model = build_model(spec, dataclasses.replace(cell, init="random"), shape, outputs)
-                flops[key] = forward_flops(model, shape)
-            except (ValueError, TypeError, RuntimeError):  # e.g. real data of unknown size
-                flops[key] = 80e6 * (size / 64) ** 2  # the default LeNet at 64 px
-        images = max(
-            int(data.get("n_train", 2000)) * cell.data_fraction * t.epochs, t.min_steps * t.batch_size
-        )
-        total += 3 * flops[key] * images / 50e9 + 0.3
-    return total
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -437,3 +437,28 @@ def test_write_cell_needs_every_table(tmp_path):
     paths.prepare()
     write_cell(paths, tables)
     assert is_finished(paths, run_id(spec, cell))
+
+
+def test_permuted_consistency_shifts_the_scene_not_the_permuted_pixels():
+    # A model that un-permutes its input and then applies a plain model M sees, on permuted images,
+    # exactly what M sees on plain ones: its consistency in a permuted cell must equal M's in a plain one.
+    from experiments.cell import _consistency
+
+    spec = tiny(consistency={"enabled": True, "n_images": 30})
+    plain_cell = Cell("factors", "edges", "lenet", "maxpool", 0, 1.0)
+    perm_cell = dataclasses.replace(plain_cell, permute=True)
+    inverse = pixel_permutation(16, spec.test_seed)[1]
+
+    class Bands(torch.nn.Module):  # the brightest third of the rows: a prediction that moves with shifts
+        def forward(self, x):
+            return torch.stack([x[:, 0, r : r + 6].mean(dim=(1, 2)) for r in (0, 5, 10)], dim=1)
+
+    model = Bands()
+
+    class Unpermute(torch.nn.Module):
+        def forward(self, x):
+            return model(apply_permutation(x, inverse))
+
+    expected = _consistency(spec, plain_cell, model, data_for(spec, plain_cell).x_test)
+    got = _consistency(spec, perm_cell, Unpermute(), data_for(spec, perm_cell).x_test)
+    assert got == expected and 0 < expected["shift_consistency_circular"] < 1
