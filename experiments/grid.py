@@ -212,10 +212,20 @@ def git_commit() -> str:
 
 
 def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
-    """Refuse to mix results of a different specification into one study directory."""
+    """Refuse to mix results of a different specification into one study directory.
+
+    Also refuses a directory written before run ids hashed only non-default fields (its spec.yaml has
+    no ``factors``): none of its cells would match this version's ids, so a rerun would store every
+    cell a second time beside the old ones.
+    """
     if not paths.spec.exists():
         return
     raw = yaml.safe_load(paths.spec.read_text()) or {}
+    if "factors" not in raw:
+        raise UsageError(
+            f"{paths.root} was written by an older version whose run ids this one does not reproduce; "
+            "choose another --out or remove that directory (its tables remain readable)"
+        )
     try:
         differ = design_differences(from_dict(StudySpec, raw, where=str(paths.spec)), spec)
     except SpecError:  # written by a version whose keys this one does not know

@@ -391,17 +391,26 @@ def test_old_cells_without_a_kernels_file_are_finished_and_read(factor_study, tm
         assert not is_finished(paths, rid)
 
 
-def test_an_older_spec_file_without_the_new_keys_is_the_same_design(tmp_path):
+def test_spec_files_of_this_version_are_compared_by_design(tmp_path):
     spec = load_spec("smoke")
     paths = StudyPaths(tmp_path)
-    old = {k: v for k, v in spec.to_dict().items() if k not in ("models", "factors")}
-    old["train"] = {k: v for k, v in old["train"].items() if k != "fused"}
-    paths.spec.write_text(yaml.safe_dump(old))
+    raw = spec.to_dict()
+    raw["train"] = {k: v for k, v in raw["train"].items() if k != "fused"}  # a default added later
+    paths.spec.write_text(yaml.safe_dump(raw))
     check_same_design(paths, spec)  # no error
     with pytest.raises(UsageError, match="models.lenet"):
         check_same_design(
             paths, from_dict(StudySpec, spec.to_dict() | {"model_options": {"channels": [2, 4]}})
         )
+
+
+def test_a_study_dir_of_the_old_run_id_scheme_is_refused(run_grid, tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    old = {k: v for k, v in load_spec("smoke").to_dict().items() if k not in ("models", "factors")}
+    (out / "spec.yaml").write_text(yaml.safe_dump(old))
+    code, _, stderr = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1")
+    assert code == 2 and "older version" in stderr and "another --out" in stderr
 
 
 @pytest.mark.slow
