@@ -46,7 +46,7 @@ def shift_images(x: torch.Tensor, shifts: np.ndarray, mode: str = "circular") ->
 
 @torch.no_grad()
 def shift_consistency(
-    model: nn.Module, x: torch.Tensor, pairs: np.ndarray, mode: str = "circular", batch_size: int = 500
+    model: nn.Module, x: torch.Tensor, pairs: np.ndarray, mode: str = "circular", batch_size: int = 32
 ) -> float:
     """Fraction of images of ``x`` whose predicted class is equal under the two shifts of ``pairs``."""
     was_training = model.training
