@@ -330,15 +330,18 @@ _RATIO_METRICS = {
 def prediction_matrix(
     predictions: pd.DataFrame, runs: pd.DataFrame, threshold: float | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Binary decisions (score >= threshold) of every ok run on the shared test set.
+    """Decisions of every ok run on the shared test set.
 
-    ``threshold`` None uses each run's ``threshold`` column (0.5 where missing).
+    Binary tasks (one row per example, ``class_index`` 1): the 0/1 decision ``score >= threshold``;
+    ``threshold`` None uses each run's ``threshold`` column (0.5 where missing). Multi-class tasks (one
+    row per example and class): the class of highest probability, so ``predicted == labels`` is still
+    "correct" (only accuracy-type metrics make sense then; see :func:`is_multiclass`).
 
     Returns
     -------
     tuple
         ``(meta, labels, predicted)``: the ok runs that have predictions (one row each, in matrix order),
-        the labels ``(n_examples,)`` and the 0/1 decisions ``(n_runs, n_examples)`` at each run's threshold.
+        the labels ``(n_examples,)`` and the decisions ``(n_runs, n_examples)``.
 
     Raises
     ------
@@ -346,10 +349,17 @@ def prediction_matrix(
         If no ok run has predictions, or runs were scored on different test examples.
     """
     ok = ok_runs(runs)
-    binary = predictions[predictions["class_index"] == 1] if "class_index" in predictions else predictions
-    binary = binary[binary["run_id"].isin(ok["run_id"])]
+    predictions = predictions[predictions["run_id"].isin(ok["run_id"])]
+    multiclass = is_multiclass(predictions)
+    binary = predictions if multiclass else predictions[predictions["class_index"] == 1]
     if binary.empty:
-        raise ValueError("no predictions of ok runs (class_index == 1): cannot bootstrap test examples")
+        raise ValueError("no predictions of ok runs: cannot bootstrap test examples")
+    if multiclass:  # keep the row of each (run, example) whose class has the highest probability
+        best = binary.sort_values("score", ascending=False, kind="stable").drop_duplicates(
+            ["run_id", "example_id"]
+        )
+        binary = best.assign(score=best["class_index"].astype(float))
+        threshold = -np.inf  # the "decision" is the class itself
     scores = binary.pivot_table(index="run_id", columns="example_id", values="score", aggfunc="first")
     if scores.isna().any().any():
         raise ValueError(
@@ -359,8 +369,15 @@ def prediction_matrix(
     meta = ok.set_index("run_id").loc[scores.index].reset_index()
     if threshold is None:
         threshold = meta["threshold"].fillna(0.5).to_numpy(dtype=float) if "threshold" in meta else 0.5
+    if multiclass:
+        return meta, labels, scores.to_numpy(dtype=float)
     predicted = (scores.to_numpy(dtype=float) >= np.reshape(threshold, (-1, 1))).astype(float)
     return meta, labels, predicted
+
+
+def is_multiclass(predictions: pd.DataFrame) -> bool:
+    """True when ``predictions`` holds one row per example and class (more than one ``class_index``)."""
+    return "class_index" in predictions and predictions["class_index"].nunique() > 1
 
 
 def hierarchical_bootstrap(
@@ -392,6 +409,8 @@ def hierarchical_bootstrap(
     valid = [*_RATIO_METRICS, "balanced_accuracy"]
     if metric not in valid:
         raise ValueError(f"metric {metric!r} cannot be bootstrapped from predictions; choose from {valid}")
+    if metric != "accuracy" and is_multiclass(predictions):
+        raise ValueError(f"metric {metric!r} needs a binary task; a multi-class study bootstraps accuracy")
     meta, labels, predicted = prediction_matrix(predictions, runs)
     parts = ["recall", "specificity"] if metric == "balanced_accuracy" else [metric]
     rng = numpy_rng(seed, "hierarchical_bootstrap", metric)

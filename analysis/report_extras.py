@@ -58,6 +58,9 @@ def predictions_section(tables: dict, s: Settings) -> Section:
         ),
         Table("mcnemar", f"McNemar tests against {s.reference}, summed over seeds", mc, mc_disp),
     ]
+    if bootstrap.is_multiclass(preds):
+        section.text.append("ROC and precision-recall curves are drawn for binary tasks only.")
+        return section
     fig = figures.roc_pr_curves(preds, runs, reference=s.reference)[0]
     section.figures.append(("roc_pr", "Mean ROC and precision-recall curves over seeds", fig))
     return section

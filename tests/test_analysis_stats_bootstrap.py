@@ -191,3 +191,29 @@ def test_simulate_is_deterministic_and_rejects_unknown_variants():
     assert (a["runs"]["status"] == "failed").sum() == 1
     with pytest.raises(ValueError, match="choose from"):
         simulate_study(effects={"maxpol": 0.1})
+
+
+def test_multiclass_predictions_are_decided_by_the_most_probable_class():
+    """3 classes, 4 examples: run r0 gets examples 0-2 right, r1 gets examples 0 and 3 right."""
+    runs = pd.DataFrame({"run_id": ["r0", "r1"], "variant": "a", "seed": [0, 1], "data_fraction": 1.0,
+                         "status": "ok", "threshold": np.nan})  # fmt: skip
+    labels = np.array([0, 1, 2, 2])
+    probs = {
+        "r0": [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]],
+        "r1": [[0.4, 0.3, 0.3], [0.5, 0.2, 0.3], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]],
+    }
+    preds = pd.DataFrame(
+        [
+            {"run_id": r, "example_id": e, "label": labels[e], "class_index": k, "score": p[e][k]}
+            for r, p in probs.items()
+            for e in range(4)
+            for k in range(3)
+        ]
+    )
+    meta, got_labels, predicted = bootstrap.prediction_matrix(preds, runs)
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_array_equal(predicted, [[0, 1, 2, 0], [0, 0, 1, 2]])
+    out = bootstrap.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
+    assert out.loc[0, "estimate"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    with pytest.raises(ValueError, match="binary"):
+        bootstrap.hierarchical_bootstrap(preds, runs, metric="recall", n_boot=200)
