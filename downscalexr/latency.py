@@ -11,7 +11,12 @@ no warm-up, no thread control) is fixed here by construction:
   machine, the calling thread's CPU time: ``clock="thread_cpu"``), with the garbage
   collector paused so that a collection does not land inside a repeat;
 - repeats continue until both a count and a minimum total timed duration are reached;
-- the model's training mode, parameters and memory format are restored afterwards.
+- the model's training mode, parameters and memory format are restored afterwards;
+- right before every timed pass a fixed reference workload (:func:`reference_workload`, six small
+  matrix products, ~0.35 ms) is timed too. On a shared or virtualised CPU the machine's speed
+  drifts by 20-40 % over seconds, so a run's repeats sample one moment of it; the reference's timings
+  say how fast the machine was, and the analysis (:mod:`analysis.latency`) uses them as a control
+  variate to put runs measured at different moments on one scale.
 
 The median's 95 % interval is the distribution-free order-statistic interval: with ``n`` sorted
 timings ``t(1) <= ... <= t(n)``, the number of timings below the true median is Binomial(n, 1/2), so
@@ -58,6 +63,13 @@ ROW_COLUMNS = {name: dtype for name, dtype in LATENCY.items() if name != "run_id
 DEFAULT_WARMUP = 1
 DEFAULT_REPEATS = 9
 DEFAULT_MIN_SECONDS = 0.05
+# Reference workload: REFERENCE_REPEATS products of two REFERENCE_SIZE x REFERENCE_SIZE float32 matrices into
+# a preallocated output, about 0.35 ms and 300 kB on the development machine. It allocates nothing: a
+# probe that allocated (a convolution plus pooling) ran 10-13 % slower after the pooling models' batch-32
+# passes than after strided's, a model-dependent offset that would bias the adjustment
+# (docs/benchmarks.md). The untimed call before each timed one brings its matrices back into cache.
+REFERENCE_SIZE = 160
+REFERENCE_REPEATS = 6
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ def measure_latency(
     min_seconds: float = DEFAULT_MIN_SECONDS,
     seed: int = 0,
     clock: str = "wall",
+    reference: bool = True,
 ) -> LatencyResult:
     """Time forward passes of ``model`` on CPU, per batch size and memory format.
 
@@ -172,6 +185,9 @@ def measure_latency(
         ``wall`` (``time.perf_counter_ns``) or ``thread_cpu`` (``time.thread_time_ns``, CPU time of the
         calling thread; needs ``threads=1``): see :data:`CLOCKS`. ``min_seconds`` is always wall time
         (a CPU clock could stall it for a model that waits instead of computing).
+    reference : bool
+        Time :func:`reference_workload` on the same clock right before every timed pass (column
+        ``reference_seconds``; NaN when False). It is not counted in ``min_seconds``.
 
     Returns
     -------
@@ -189,7 +205,7 @@ def measure_latency(
     >>> model = create_model("lenet_gap", downsample="maxpool", seed=0)
     >>> res = measure_latency(model, (1, 64, 64), batch_sizes=(2,), repeats=3, min_seconds=0)
     >>> res.rows.columns.tolist()
-    ['batch_size', 'threads', 'memory_format', 'repeat', 'seconds']
+    ['batch_size', 'threads', 'memory_format', 'repeat', 'seconds', 'reference_seconds']
     >>> len(res.summary)  # one batch size x two memory formats
     2
     """
@@ -214,7 +230,8 @@ def measure_latency(
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     environment = _environment(threads, formats, warmup, repeats, min_seconds)
     environment["clock"] = clock
-    records: list[tuple[int, int, str, int, float]] = []
+    environment["reference_workload"] = reference_description() if reference else None
+    records: list[tuple[int, int, str, int, float, float]] = []
 
     was_training = model.training
     saved = _snapshot(model)
@@ -228,6 +245,7 @@ def measure_latency(
         gc.disable()
         # Inputs are built before any timing, from a stream named by batch size, so every format
         # sees the same values.
+        probe = reference_workload(seed) if reference else None
         inputs = {}
         for b in sizes:
             generator = torch_generator(seed, "latency-input", b)
@@ -238,10 +256,9 @@ def measure_latency(
                 model.to(memory_format=torch_format)
             for b in sizes:
                 x = inputs[b].contiguous(memory_format=torch_format)
-                for rep, seconds in enumerate(
-                    _time_forward(model, x, warmup, repeats, min_seconds, CLOCKS[clock])
-                ):
-                    records.append((b, threads, fmt, rep, seconds))
+                timings = _time_forward(model, x, warmup, repeats, min_seconds, CLOCKS[clock], probe)
+                for rep, (seconds, ref_seconds) in enumerate(timings):
+                    records.append((b, threads, fmt, rep, seconds, ref_seconds))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -282,26 +299,72 @@ def summarize_latency(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
                 "ci_coverage": coverage,
                 "ci_halfwidth_rel": float(max(hi - med, med - lo) / med) if med > 0 else math.nan,
                 "images_per_s": float(b / med) if med > 0 else math.inf,
+                "reference_median_s": _nan_median(group["reference_seconds"])
+                if "reference_seconds" in group
+                else math.nan,
             }
         )
     return pd.DataFrame(out)
 
 
-def _time_forward(
-    model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, min_seconds: float, now: Callable[[], int]
-) -> list[float]:
-    """Seconds of each timed forward pass on clock ``now``; warm-up passes run first and are not returned.
+def reference_workload(seed: int = 0) -> Callable[[], None]:
+    """A fixed small workload whose run time tracks the machine's current speed.
 
-    Stops once there are ``repeats`` passes and the passes took ``min_seconds`` of wall time.
+    Returns a callable doing :data:`REFERENCE_REPEATS` products of two fixed
+    :data:`REFERENCE_SIZE`-square float32 matrices into a preallocated output (on the thread count set by
+    the caller). Every call does identical work and allocates nothing, so only the machine's speed, not
+    the state the timed model left behind, changes its time.
+    """
+    generator = torch_generator(seed, "latency-reference")
+    a = torch.randn((REFERENCE_SIZE, REFERENCE_SIZE), generator=generator)
+    b = torch.randn((REFERENCE_SIZE, REFERENCE_SIZE), generator=generator)
+    out = torch.empty((REFERENCE_SIZE, REFERENCE_SIZE))
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(REFERENCE_REPEATS):
+                torch.mm(a, b, out=out)
+
+    return run
+
+
+def reference_description() -> str:
+    """What :func:`reference_workload` computes, for the environment record."""
+    n = REFERENCE_SIZE
+    return f"{REFERENCE_REPEATS} x torch.mm of two {n}x{n} float32 matrices into a preallocated output"
+
+
+def _time_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    warmup: int,
+    repeats: int,
+    min_seconds: float,
+    now: Callable[[], int],
+    probe: Callable[[], None] | None = None,
+) -> list[tuple[float, float]]:
+    """(seconds, reference seconds) of each timed forward pass on clock ``now``.
+
+    Warm-up passes run first and are not returned. ``probe`` (the reference workload) is timed right
+    before each timed pass; without it the reference seconds are NaN. Stops once there are ``repeats``
+    passes and the passes (not the probes) took ``min_seconds`` of wall time.
     """
     min_ns = int(min_seconds * 1e9)
-    times: list[float] = []
+    times: list[tuple[float, float]] = []
     wall_ns = 0
     with torch.inference_mode():
         for _ in range(warmup):
             model(x)
+            if probe is not None:
+                probe()
         wall = now is time.perf_counter_ns
         while len(times) < repeats or wall_ns < min_ns:
+            ref_seconds = math.nan
+            if probe is not None:
+                probe()  # untimed: brings the probe's data back into cache after the last model pass
+                start = now()
+                probe()
+                ref_seconds = (now() - start) / 1e9
             wall_start = time.perf_counter_ns()
             start = now()
             model(x)
@@ -309,8 +372,14 @@ def _time_forward(
             # On the wall clock the budget is the timed passes themselves, so the recorded seconds
             # always add up to min_seconds; on the CPU clock it is the wall time around them.
             wall_ns += elapsed if wall else time.perf_counter_ns() - wall_start
-            times.append(elapsed / 1e9)
+            times.append((elapsed / 1e9, ref_seconds))
     return times
+
+
+def _nan_median(values: pd.Series) -> float:
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else math.nan
 
 
 def _snapshot(model: nn.Module) -> list[tuple[nn.Module, str, str, torch.Tensor, torch.Tensor]]:

@@ -118,6 +118,9 @@ LATENCY: dict[str, str] = {
     "memory_format": "string",
     "repeat": "int64",
     "seconds": "float64",
+    # the fixed reference workload timed just before this pass (downscalexr.latency.reference_workload):
+    # how fast the machine was at that moment; NaN when it was not timed
+    "reference_seconds": "float64",
 }
 
 KERNELS: dict[str, str] = {
@@ -147,6 +150,7 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         "shift_consistency_circular": float("nan"),
         "shift_consistency_pad": float("nan"),
     },
+    "latency": {"reference_seconds": float("nan")},
 }
 INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")
 

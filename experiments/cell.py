@@ -273,6 +273,7 @@ def _latency_rows(spec: StudySpec, model, input_shape, rid: str) -> pd.DataFrame
         repeats=lat.repeats,
         min_seconds=lat.min_seconds,
         clock=lat.clock,
+        reference=lat.reference,
     )
     rows = pd.DataFrame(result.rows)
     rows.insert(0, "run_id", rid)

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from downscalexr.data.registry import dataset_options, list_datasets, load_dataset
-from downscalexr.latency import cpu_model
+from downscalexr.latency import cpu_model, reference_description
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
 from experiments._estimate import estimate_seconds
@@ -183,6 +183,7 @@ def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
         "git_commit": git_commit(),
         "worker_threads": 1,
         "worker_environment": worker_environment(),
+        "latency_reference_workload": reference_description(),
         "n_jobs": n_jobs,
         "backend": backend,
         "command": ["python", "-m", "experiments.grid", *argv],

@@ -51,6 +51,7 @@ class LatencySpec:
     repeats: int = 10
     min_seconds: float = 0.05
     clock: str = "wall"  # or "thread_cpu": CPU time of the timing thread, blind to other processes' load
+    reference: bool = True  # time the fixed reference workload before every pass (machine speed)
 
 
 @dataclass(frozen=True)

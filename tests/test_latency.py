@@ -290,3 +290,42 @@ def test_summary_on_hand_made_rows():
     assert s["ci_halfwidth_rel"] == pytest.approx(0.6)
     assert s["images_per_s"] == pytest.approx(8 / 0.5)
     assert s["n_repeats"] == 9 and s["total_seconds"] == pytest.approx(4.5)
+
+
+def test_the_reference_workload_is_timed_before_every_pass_and_kept_apart(monkeypatch):
+    import downscalexr.latency as lat
+
+    order = []
+
+    class Logged(Sleeper):
+        def forward(self, x):
+            order.append("model")
+            return super().forward(x)
+
+    def slow_probe(seed=0):
+        def run():
+            order.append("probe")
+            time.sleep(0.003)
+
+        return run
+
+    monkeypatch.setattr(lat, "reference_workload", slow_probe)
+    kw = dict(batch_sizes=(1,), memory_format="contiguous", warmup=0, repeats=6, min_seconds=0.0)
+    res = lat.measure_latency(Logged(0.0), SHAPE, **kw)
+    # each timed pass: an untimed probe (cache refill), the timed probe, then the model
+    assert order == ["probe", "probe", "model"] * 6
+    assert (res.rows["reference_seconds"] >= 0.003).all()
+    assert (res.rows["seconds"] < 0.003).all()  # the probe's sleep is not in the model's time
+    assert (res.summary["reference_median_s"] >= 0.003).all()
+    order.clear()
+    off = lat.measure_latency(Logged(0.0), SHAPE, reference=False, **kw)
+    assert order == ["model"] * 6
+    assert off.rows["reference_seconds"].isna().all() and off.environment["reference_workload"] is None
+
+
+def test_the_real_reference_workload_runs_and_is_recorded(small_model):
+    res = measure_latency(small_model, (1, 16, 16), batch_sizes=(2,), repeats=6, min_seconds=0.0)
+    ref = res.rows["reference_seconds"]
+    assert ref.notna().all() and (ref > 0).all()
+    assert "torch.mm" in res.environment["reference_workload"]
+    schema.conform("latency", res.rows.assign(run_id="r"))
