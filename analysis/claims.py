@@ -129,7 +129,8 @@ def evaluate_claims(
             rows.append(_row(claim, "ratio of median latency, other variant / strided (log scale)",
                              closest["ratio"], closest["low"], closest["high"], _combine(verdicts),
                              f"closest: {closest['variant']} at batch size {closest['batch_size']}; "
-                             f"{len(ratios)} comparisons must all exceed 1"))  # fmt: skip
+                             f"{len(ratios)} comparisons must all exceed 1"
+                             + ("; speed-adjusted" if ratios["adjusted"].all() else "")))  # fmt: skip
     else:
         rows.append(_missing(claim, "latency ratio", "needs the strided variant and a latency table"))
 

@@ -3,9 +3,30 @@
 Latency is compared on a log scale: a ratio of medians (variant / reference) of the per-call time. The
 bootstrap resamples seeds (jointly for every variant, keeping the pairing of the design) and then the
 timing repeats within each run, so both run-to-run and repeat-to-repeat variation enter the interval.
+
+**Speed adjustment (control variate).** On a shared or virtualised CPU the machine's speed drifts by
+20-40 % over seconds, and a run's repeats (a fraction of a second) sample one moment of it, so run
+medians of one architecture scatter by 10-20 % and often in two modes. Every timed pass is preceded by
+a fixed reference workload (``reference_seconds``, see :func:`downscalexr.latency.reference_workload`)
+that slows down with the machine. Per variant, batch size and memory format, each repeat's time ``t``
+with reference time ``r`` before it is rescaled as
+
+    log t_adj = log t - beta (log r - x_bar),
+
+where ``beta`` is the OLS slope of the runs' log median times on their log median reference times
+(about 0.6-0.9: the models are partly memory-bound and slow down less than the reference), and
+``x_bar`` is the mean log median reference time over every run of the study (all variants, batch
+sizes and formats), so every variant is put on one speed: the study's typical one. The estimate is the
+median of the adjusted repeats. Rescaling each repeat by its own reference (rather than the run by its
+median) also follows drift within a run. The bootstrap re-fits ``beta`` in every resample, so its
+uncertainty is in the interval. The raw (unadjusted) medians and intervals are reported beside the
+adjusted ones. A batch size x memory format block is adjusted only when every repeat in it has its
+reference timing and each variant has at least :data:`MIN_ADJUST_RUNS` runs.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,36 +35,88 @@ from analysis.bootstrap import ok_runs
 from downscalexr.seeding import numpy_rng
 
 CHUNK = 500  # bootstrap replicates evaluated at once (bounds memory, not a loop over single resamples)
+MIN_ADJUST_RUNS = 8  # fewer runs than this give too noisy a slope to adjust by
 
 
-def _cube(frame: pd.DataFrame, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Milliseconds as (seeds, runs per seed, repeats), NaN-padded, and the repeat count of each run."""
-    runs = frame.groupby(["seed", "run_id"], sort=True)["ms"].apply(lambda s: s.to_numpy())
-    per_seed = {s: [] for s in seeds}
-    for (s, _), values in runs.items():
-        per_seed[s].append(values)
+def _cube(frame: pd.DataFrame, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Milliseconds as (seeds, runs per seed, repeats), NaN-padded; the repeat count of each run; and
+    the log reference time timed before each repeat, same shape, NaN where absent."""
+    per_seed: dict = {s: [] for s in seeds}
+    for (s, _), g in frame.groupby(["seed", "run_id"], sort=True):
+        per_seed[s].append((g["ms"].to_numpy(dtype=float), np.log(g["reference_ms"].to_numpy(dtype=float))))
     n_runs = max(1, max(len(v) for v in per_seed.values()))
-    n_rep = max(len(x) for v in per_seed.values() for x in v)
+    n_rep = max(x.size for v in per_seed.values() for x, _ in v)
     cube = np.full((seeds.size, n_runs, n_rep), np.nan)
+    probe = np.full_like(cube, np.nan)
     counts = np.zeros((seeds.size, n_runs), dtype=int)
     for i, s in enumerate(seeds):
-        for j, values in enumerate(per_seed[s]):
+        for j, (values, log_ref) in enumerate(per_seed[s]):
             cube[i, j, : values.size] = values
+            probe[i, j, : values.size] = log_ref
             counts[i, j] = values.size
-    return cube, counts
+    return cube, counts, probe
+
+
+def _slopes(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """OLS slope of ``y`` on ``x`` along the last axes (leading axis: replicates), ignoring NaN pairs."""
+    ok = np.isfinite(y) & np.isfinite(x)
+    n = ok.reshape(len(y), -1).sum(axis=1)
+    axes = tuple(range(1, y.ndim))
+    xm = np.where(ok, x, 0.0).sum(axis=axes) / np.maximum(n, 1)
+    ym = np.where(ok, y, 0.0).sum(axis=axes) / np.maximum(n, 1)
+    expand = (slice(None),) + (None,) * (y.ndim - 1)
+    dx = np.where(ok, x - xm[expand], 0.0)
+    dy = np.where(ok, y - ym[expand], 0.0)
+    sxx = (dx * dx).sum(axis=axes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sxx > 0, (dx * dy).sum(axis=axes) / sxx, 0.0)
+
+
+def _run_log_medians(cube: np.ndarray) -> np.ndarray:
+    """Log of each run's median along the last axis (seeds, runs), NaN for padding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN padding rows
+        return np.log(np.nanmedian(cube, axis=2))
 
 
 def _boot_medians(
-    cube: np.ndarray, counts: np.ndarray, seed_idx: np.ndarray, uniform: np.ndarray
+    cube: np.ndarray,
+    counts: np.ndarray,
+    seed_idx: np.ndarray,
+    uniform: np.ndarray,
+    probe: np.ndarray | None = None,
+    center: float = 0.0,
 ) -> np.ndarray:
-    """Median of each replicate: seeds ``seed_idx`` (B, S), repeats drawn by ``uniform`` (B, S, J, K)."""
+    """Median of each replicate: seeds ``seed_idx`` (B, S), repeats drawn by ``uniform`` (B, S, J, K).
+
+    With ``probe`` (log reference time before each repeat, shaped like ``cube``), every replicate
+    re-fits the slope of run medians on run reference medians over its resampled runs, and rescales
+    each drawn repeat by its own reference time to the speed ``center`` before taking the median.
+    """
     n = counts[seed_idx]  # (B, S, J)
     rep = np.floor(uniform * n[..., None]).astype(int)  # (B, S, J, K), in [0, n)
-    values = cube[seed_idx[..., None, None], np.arange(cube.shape[1])[None, None, :, None], rep]
+    where = (seed_idx[..., None, None], np.arange(cube.shape[1])[None, None, :, None], rep)
+    values = cube[where]
+    if probe is not None:
+        beta = _slopes(_run_log_medians(cube)[seed_idx], _run_log_medians_raw(probe)[seed_idx])
+        values = values * np.exp(-beta[:, None, None, None] * (probe[where] - center))
     valid = np.arange(cube.shape[2])[None, None, None, :] < n[..., None]
     if valid.all():  # equal repeats everywhere: the plain median is several times faster
         return np.median(values.reshape(len(seed_idx), -1), axis=1)
     return np.nanmedian(np.where(valid, values, np.nan).reshape(len(seed_idx), -1), axis=1)
+
+
+def _run_log_medians_raw(log_values: np.ndarray) -> np.ndarray:
+    """Each run's median of values already on the log scale (seeds, runs), NaN for padding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(log_values, axis=2)
+
+
+def _adjusted_point(cube: np.ndarray, probe: np.ndarray, center: float) -> tuple[float, float]:
+    """Median of every repeat rescaled to the speed ``center``, and the slope used."""
+    slope = float(_slopes(_run_log_medians(cube)[None], _run_log_medians_raw(probe)[None])[0])
+    return float(np.nanmedian(cube * np.exp(-slope * (probe - center)))), slope
 
 
 def latency_ratios(
@@ -54,16 +127,27 @@ def latency_ratios(
     n_boot: int = 10000,
     alpha: float = 0.05,
     seed: int = 0,
+    adjust: bool = True,
 ) -> pd.DataFrame:
     """Median latency per call and its ratio to the reference, per batch size and memory format.
+
+    Parameters
+    ----------
+    adjust : bool
+        Put runs on one machine speed with the reference workload's timings (see the module
+        docstring). Blocks without reference timings, or with too few runs, are not adjusted either way.
 
     Returns
     -------
     DataFrame
         Columns ``variant, reference, batch_size, memory_format, median_ms, median_low, median_high,
-        ratio, low, high, n_seeds``; the reference's own row has ratio 1. A ratio below 1 means faster
-        than the reference. ``median_low``/``median_high`` bound the variant's own median latency, from
-        the same two-level bootstrap (the precision of the latency estimate itself).
+        ratio, low, high, n_seeds, adjusted, slope, speed_ms, raw_median_ms, raw_median_low,
+        raw_median_high, raw_ratio, raw_low, raw_high``. The reference's own row has ratio 1; a ratio
+        below 1 means faster than the reference. ``median_low``/``median_high`` bound the variant's own
+        median latency, from the same two-level bootstrap (the precision of the latency estimate
+        itself). When ``adjusted`` is True the unprefixed columns are speed-adjusted (to the reference
+        workload's typical time ``speed_ms``, with the fitted ``slope``) and ``raw_*`` are not;
+        otherwise both are the raw figures.
 
     Raises
     ------
@@ -77,7 +161,12 @@ def latency_ratios(
     found = sorted(data["variant"].unique())
     if reference not in found:
         raise ValueError(f"reference {reference!r} has no latency rows; choose from {found}")
-    data = data.assign(ms=data["seconds"].to_numpy(dtype=float) * 1000.0)
+    ref_seconds = data["reference_seconds"] if "reference_seconds" in data else np.nan
+    data = data.assign(
+        ms=data["seconds"].to_numpy(dtype=float) * 1000.0,
+        reference_ms=np.asarray(ref_seconds, dtype=float) * 1000.0,
+    )
+    center = _speed_center(data)
     seeds = np.sort(data["seed"].unique())
     rows = []
     for (batch, fmt), group in data.groupby(["batch_size", "memory_format"], sort=True):
@@ -85,37 +174,82 @@ def latency_ratios(
         cubes = {v: _cube(g, seeds) for v, g in group.groupby("variant", sort=True)}
         if reference not in cubes:
             continue
-        boot = {v: np.empty(n_boot) for v in cubes}
+        adjusted = adjust and np.isfinite(center) and _adjustable(cubes)
+        kinds = ("raw", "adj") if adjusted else ("raw",)
+        boot = {(k, v): np.empty(n_boot) for k in kinds for v in cubes}
         for start in range(0, n_boot, CHUNK):
             size = min(CHUNK, n_boot - start)
             seed_idx = rng.integers(0, seeds.size, size=(size, seeds.size))  # shared by every variant
-            for v, (cube, counts) in cubes.items():
-                uniform = rng.random((size, *cube.shape))
-                boot[v][start : start + size] = _boot_medians(cube, counts, seed_idx, uniform)
-        ref_median = float(group.loc[group["variant"] == reference, "ms"].median())
+            for v, (cube, counts, probe) in cubes.items():
+                uniform = rng.random((size, *cube.shape))  # the same repeat draws for raw and adjusted
+                boot["raw", v][start : start + size] = _boot_medians(cube, counts, seed_idx, uniform)
+                if adjusted:
+                    boot["adj", v][start : start + size] = _boot_medians(
+                        cube, counts, seed_idx, uniform, probe, center
+                    )
+        point = {}
+        for v, (cube, _, probe) in cubes.items():
+            raw = float(np.nanmedian(cube))
+            point[v] = (raw, *_adjusted_point(cube, probe, center)) if adjusted else (raw, raw, np.nan)
+        main = "adj" if adjusted else "raw"
         for v in cubes:
-            median = float(group.loc[group["variant"] == v, "ms"].median())
-            median_low, median_high = np.nanquantile(boot[v], [alpha / 2, 1 - alpha / 2])
-            log_ratio = np.log(boot[v]) - np.log(boot[reference])
-            low, high = np.exp(np.nanquantile(log_ratio, [alpha / 2, 1 - alpha / 2]))
-            if v == reference:
-                low = high = 1.0
-            n_seeds = int(group.loc[group["variant"] == v, "seed"].nunique())
-            rows.append({"variant": v, "reference": reference, "batch_size": int(batch), "memory_format": fmt,
-                         "median_ms": median, "median_low": float(median_low),
-                         "median_high": float(median_high), "ratio": median / ref_median, "low": float(low),
-                         "high": float(high), "n_seeds": n_seeds})  # fmt: skip
-    columns = [
-        "variant",
-        "reference",
-        "batch_size",
-        "memory_format",
-        "median_ms",
-        "median_low",
-        "median_high",
-        "ratio",
-        "low",
-        "high",
-        "n_seeds",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+            row = {"variant": v, "reference": reference, "batch_size": int(batch), "memory_format": fmt}
+            for prefix, kind, median, ref_median in (
+                ("", main, point[v][1 if adjusted else 0], point[reference][1 if adjusted else 0]),
+                ("raw_", "raw", point[v][0], point[reference][0]),
+            ):
+                low_m, high_m = np.nanquantile(boot[kind, v], [alpha / 2, 1 - alpha / 2])
+                log_ratio = np.log(boot[kind, v]) - np.log(boot[kind, reference])
+                low, high = np.exp(np.nanquantile(log_ratio, [alpha / 2, 1 - alpha / 2]))
+                if v == reference:
+                    low = high = 1.0
+                row.update({f"{prefix}median_ms": median, f"{prefix}median_low": float(low_m),
+                            f"{prefix}median_high": float(high_m), f"{prefix}ratio": median / ref_median,
+                            f"{prefix}low": float(low), f"{prefix}high": float(high)})  # fmt: skip
+            row["n_seeds"] = int(group.loc[group["variant"] == v, "seed"].nunique())
+            row["adjusted"] = bool(adjusted)
+            row["slope"] = point[v][2]
+            row["speed_ms"] = float(np.exp(center)) if adjusted else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+COLUMNS = [
+    "variant",
+    "reference",
+    "batch_size",
+    "memory_format",
+    "median_ms",
+    "median_low",
+    "median_high",
+    "ratio",
+    "low",
+    "high",
+    "n_seeds",
+    "adjusted",
+    "slope",
+    "speed_ms",
+    "raw_median_ms",
+    "raw_median_low",
+    "raw_median_high",
+    "raw_ratio",
+    "raw_low",
+    "raw_high",
+]
+
+
+def _speed_center(data: pd.DataFrame) -> float:
+    """Mean over every run x batch size x format of the log median reference time (NaN if none)."""
+    per_run = data.groupby(["run_id", "batch_size", "memory_format"], sort=False)["reference_ms"].median()
+    logs = np.log(per_run.to_numpy(dtype=float))
+    logs = logs[np.isfinite(logs)]
+    return float(logs.mean()) if logs.size else np.nan
+
+
+def _adjustable(cubes: dict) -> bool:
+    """Every repeat has its reference timing and every variant has enough runs to fit a slope."""
+    for cube, counts, probe in cubes.values():
+        present = np.arange(cube.shape[2]) < counts[..., None]
+        if (counts > 0).sum() < MIN_ADJUST_RUNS or not np.isfinite(probe[present]).all():
+            return False
+    return True

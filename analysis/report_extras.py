@@ -149,6 +149,45 @@ def curves_section(runs: pd.DataFrame, s: Settings) -> tuple[Section, pd.DataFra
     return section, gap
 
 
+def _adjustment_text(lr: pd.DataFrame) -> str:
+    done = lr[lr["adjusted"]]
+    not_done = lr.loc[~lr["adjusted"], ["batch_size", "memory_format"]].drop_duplicates()
+    text = (
+        "Speed-adjusted: this machine's speed drifts over seconds, so every timed pass was preceded by a "
+        "fixed reference workload (six small matrix products), and each pass's time is rescaled by the "
+        "reference time measured just before it to the study's typical reference time "
+        f"({done['speed_ms'].iloc[0]:.3g} ms), with a slope fitted per variant, batch size and format "
+        f"({done['slope'].min():.2f} to {done['slope'].max():.2f}; 1 would mean the model slows down "
+        "exactly as much as the reference) and re-fitted in every bootstrap resample. The raw columns "
+        "are the unadjusted medians."
+    )
+    if not not_done.empty:
+        blocks = ", ".join(f"batch {b} {f}" for b, f in not_done.itertuples(index=False))
+        text += f" Not adjusted (runs without reference timings or too few runs): {blocks}."
+    return text
+
+
+def _precision_text(lr: pd.DataFrame, level: str, adjusted: bool) -> list[str]:
+    """Widest interval of a median, as ± % of the median, per batch size (raw too when adjusted)."""
+    out = []
+    for prefix, what in (("", "speed-adjusted " if adjusted else ""), ("raw_", "raw ")):
+        if prefix and not adjusted:
+            break
+        median = lr[f"{prefix}median_ms"]
+        half = np.maximum(median - lr[f"{prefix}median_low"], lr[f"{prefix}median_high"] - median) / median
+        worst = lr.assign(half=half).sort_values("half").groupby("batch_size", sort=True).tail(1)
+        parts = [
+            f"batch {w.batch_size}: ±{100 * w.half:.1f} % ({w.variant}, {w.memory_format})"
+            for w in worst.sort_values("batch_size").itertuples(index=False)
+        ]
+        out.append(
+            f"Precision of the {what}medians: the widest {level} interval, as a share of its median, is "
+            + "; ".join(parts)
+            + "."
+        )
+    return out
+
+
 def _examples(n: float, low: float, high: float) -> str:
     if not np.isfinite(n):
         return "not reached"
@@ -167,32 +206,36 @@ def latency_section(tables: dict, s: Settings) -> tuple[Section, pd.DataFrame | 
     runs = tables["runs"]
     lr = latency.latency_ratios(tables["latency"], runs, reference=s.reference, **s.kw)
     disp = order_variants(lr, s.reference, ("variant", "batch_size", "memory_format"))
-    disp = pd.DataFrame(
-        {
-            "variant": disp["variant"],
-            "batch_size": disp["batch_size"],
-            "memory_format": disp["memory_format"],
-            f"median ms [{s.level}]": [
-                format_interval(r.median_ms, r.median_low, r.median_high)
-                for r in disp.itertuples(index=False)
-            ],
-            f"ratio vs {s.reference} [{s.level}]": [
-                format_interval(r.ratio, r.low, r.high) for r in disp.itertuples(index=False)
-            ],
-        }
-    )
+    adjusted = bool(lr["adjusted"].any())
+    cols = {
+        "variant": disp["variant"],
+        "batch_size": disp["batch_size"],
+        "memory_format": disp["memory_format"],
+        f"median ms [{s.level}]": [
+            format_interval(r.median_ms, r.median_low, r.median_high) for r in disp.itertuples(index=False)
+        ],
+        f"ratio vs {s.reference} [{s.level}]": [
+            format_interval(r.ratio, r.low, r.high) for r in disp.itertuples(index=False)
+        ],
+    }
+    if adjusted:
+        cols[f"raw median ms [{s.level}]"] = [
+            format_interval(r.raw_median_ms, r.raw_median_low, r.raw_median_high)
+            for r in disp.itertuples(index=False)
+        ]
+        cols[f"raw ratio [{s.level}]"] = [
+            format_interval(r.raw_ratio, r.raw_low, r.raw_high) for r in disp.itertuples(index=False)
+        ]
+        cols["slope"] = [f"{v:.2f}" if np.isfinite(v) else "" for v in disp["slope"]]
+    disp = pd.DataFrame(cols)
     section.text.append(
         f"Ratio of median latency (variant / {s.reference}) per batch size, with {s.level} intervals from a "
         f"bootstrap over seeds and over timing repeats within runs ({s.n_boot} resamples, log scale); "
         "below 1 is faster."
     )
-    median = lr["median_ms"]
-    half = np.maximum(median - lr["median_low"], lr["median_high"] - median) / median
-    worst = lr.assign(half=half).sort_values("half").iloc[-1]
-    section.text.append(
-        f"Precision: every median's {s.level} interval lies within ±{100 * worst['half']:.1f} % of the "
-        f"median (widest: {worst['variant']}, batch {worst['batch_size']}, {worst['memory_format']})."
-    )
+    if adjusted:
+        section.text.append(_adjustment_text(lr))
+    section.text.extend(_precision_text(lr, s.level, adjusted))
     section.tables.append(Table("latency", f"Latency: ratio of medians against {s.reference}", lr, disp))
     section.figures.append(("latency_ratio", "Latency ratios (log scale)", figures.latency_ratio_plot(lr)[0]))
     cost = _latency_vs_flops(lr, runs, s.reference)

@@ -30,6 +30,7 @@ from scipy import special, stats
 from downscalexr import schema
 from downscalexr.seeding import numpy_rng
 
+REFERENCE_MS = 0.5  # median time of the simulated reference workload at log speed 0
 DEFAULT_LATENCY_MS = {"avgpool": 2.0, "maxpool": 2.1, "strided": 1.6, "blurpool": 2.6, "lppool": 2.4}
 N_FULL = 4000  # training examples at data fraction 1.0
 PREVALENCE = 0.6
@@ -132,6 +133,8 @@ def simulate_study(
     latency_ms: Mapping[str, float] | None = None,
     latency_repeats: int = 10,
     latency_batch_sizes: Sequence[int] = (1, 32),
+    latency_drift: float = 0.0,
+    latency_slope: float = 0.8,
     n_epochs: int = 6,
     n_failed: int = 0,
     study: str = "simulated",
@@ -166,6 +169,10 @@ def simulate_study(
         True median latency per image at batch size 1, in milliseconds.
     latency_repeats, latency_batch_sizes
         Timing repeats per run and batch sizes in the ``latency`` table.
+    latency_drift, latency_slope
+        Machine-speed drift: every run x batch size is timed at a log speed ``d ~ N(0, latency_drift)``
+        that multiplies the reference workload's time (median :data:`REFERENCE_MS`) by ``exp(d)`` and
+        the model's by ``exp(latency_slope * d)``. The default 0 plants no drift.
     n_epochs : int
         Rows per run in the ``epochs`` table.
     n_failed : int
@@ -181,8 +188,10 @@ def simulate_study(
         ``runs``, ``epochs``, ``predictions``, ``latency`` (schema-conformed DataFrames) and ``truth``, a
         dict with ``accuracy_diff``, ``fpr_diff``, ``fnr_diff``, ``ppr_over_prevalence_diff`` (each
         ``{variant: {fraction: diff}}``), ``accuracy_diff_pooled``, ``gap_diff``, ``latency_ratio``
-        (all versus ``variants[0]``), ``coef_variant_pp`` and ``coef_interaction_pp`` (mixed-model
-        coefficients in percentage points), ``seed_variance_pp``, ``prevalence`` and
+        (all versus ``variants[0]``), ``latency_speed_log`` (mean planted log speed ``d`` over every run
+        x batch size: at that speed the model's median time is ``latency_ms * batch**0.8 *
+        exp(latency_slope * latency_speed_log)``), ``coef_variant_pp`` and ``coef_interaction_pp``
+        (mixed-model coefficients in percentage points), ``seed_variance_pp``, ``prevalence`` and
         ``clipped`` (rates clipped to [0.001, 0.999]; truth is exact when 0).
 
     Examples
@@ -335,7 +344,12 @@ def simulate_study(
     shape = (ok_idx.size, batch.size, latency_repeats)
     noise = np.exp(rng.normal(0, 0.05, shape))
     per_batch = batch[None, :, None] ** 0.8 / 1000.0
+    speed = np.zeros((ok_idx.size, batch.size, 1))  # log machine speed of each run x batch size
+    if latency_drift > 0:
+        speed = rng.normal(0, latency_drift, speed.shape)
     seconds = lat[vi[ok_idx]][:, None, None] * run_factor[:, None, None] * per_batch * noise
+    seconds = seconds * np.exp(latency_slope * speed)
+    reference = REFERENCE_MS / 1000.0 * np.exp(speed + rng.normal(0, 0.03, shape))
     latency = pd.DataFrame(
         {
             "run_id": np.repeat(np.array(run_ids)[ok_idx], batch.size * latency_repeats),
@@ -344,6 +358,7 @@ def simulate_study(
             "memory_format": "contiguous",
             "repeat": np.tile(np.arange(latency_repeats), ok_idx.size * batch.size),
             "seconds": seconds.ravel(),
+            "reference_seconds": reference.ravel(),
         }
     )
 
@@ -380,6 +395,7 @@ def simulate_study(
         },
         "gap_diff": {v: float(gap[i] - gap[ref]) for i, v in enumerate(variants)},
         "latency_ratio": {v: float(lat[i] / lat[ref]) for i, v in enumerate(variants)},
+        "latency_speed_log": float(speed.mean()),
         "coef_variant_pp": {v: 100 * float(eff[i] - eff[ref]) for i, v in enumerate(variants)},
         "coef_interaction_pp": {v: 100 * float(inter[i] - inter[ref]) for i, v in enumerate(variants)},
         "seed_variance_pp": float((100 * seed_sd) ** 2),

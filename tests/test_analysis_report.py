@@ -33,6 +33,7 @@ PLANTED = {
     "fpr_shift": {"maxpool": 0.08},
     "latency_ms": {"avgpool": 2.0, "maxpool": 2.1, "strided": 1.4},
     "latency_repeats": 4,
+    "latency_drift": 0.1,
     "seed": 3,
 }
 
@@ -81,6 +82,9 @@ def test_report_recovers_the_planted_effects(built):
     md = (built / "report.md").read_text()
     assert "maxpool over-calls the positive class" in md
     assert "Fastest at batch size 1: strided" in md
+    # planted machine drift: the latency medians are speed-adjusted, and raw figures stay beside them
+    assert lat["adjusted"].all() and (lat["slope"] > 0).all()
+    assert "Speed-adjusted" in md and "Precision of the raw medians" in md and "raw median ms" in md
 
 
 @pytest.mark.slow

@@ -1,0 +1,113 @@
+"""Speed adjustment of latency medians by the reference workload, against planted machine drift."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import latency
+from analysis.simulate import simulate_study
+
+PLANTED = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}
+SLOPE = 0.7
+
+
+def _study(rep: int, drift: float = 0.15, **kw) -> dict:
+    return simulate_study(
+        seeds=10, fractions=(0.5, 1.0), latency_ms=PLANTED, latency_drift=drift, latency_slope=SLOPE,
+        n_test=20, seed=500 + rep, **kw,
+    )  # fmt: skip
+
+
+def _halfwidth(out: pd.DataFrame, prefix: str) -> np.ndarray:
+    med = out[f"{prefix}median_ms"]
+    return (np.maximum(med - out[f"{prefix}median_low"], out[f"{prefix}median_high"] - med) / med).to_numpy()
+
+
+def test_adjusted_interval_covers_the_median_at_the_study_speed_and_is_narrower():
+    """Planted: 20 runs per variant, each timed at its own machine speed (log sd 0.15), the model
+    slowing down by speed**0.7. The adjusted median estimates the time at the study's mean speed."""
+    covered = total = 0
+    adj_width, raw_width, slopes = [], [], []
+    for rep in range(30):
+        study = _study(rep)
+        out = latency.latency_ratios(study["latency"], study["runs"], n_boot=300, seed=rep)
+        assert out["adjusted"].all()
+        at_speed = np.exp(SLOPE * study["truth"]["latency_speed_log"])
+        for row in out.itertuples(index=False):
+            truth = PLANTED[row.variant] * row.batch_size**0.8 * at_speed
+            covered += row.median_low <= truth <= row.median_high
+            total += 1
+        adj_width.append(_halfwidth(out, ""))
+        raw_width.append(_halfwidth(out, "raw_"))
+        slopes.append(out["slope"].to_numpy())
+    assert 0.88 <= covered / total <= 0.995
+    # drift of 15 % per run against 3 % run and 5 % repeat noise: adjusting removes most of the spread
+    assert np.median(np.concatenate(adj_width)) < 0.5 * np.median(np.concatenate(raw_width))
+    assert abs(np.mean(np.concatenate(slopes)) - SLOPE) < 0.05
+
+
+def test_adjusted_ratios_cover_the_planted_ratio():
+    covered = total = 0
+    for rep in range(20):
+        study = _study(rep)
+        out = latency.latency_ratios(study["latency"], study["runs"], n_boot=300, seed=rep)
+        for row in out[out["variant"] != "avgpool"].itertuples(index=False):
+            truth = PLANTED[row.variant] / PLANTED["avgpool"]
+            covered += row.low <= truth <= row.high
+            total += 1
+            assert row.high - row.low < row.raw_high - row.raw_low
+    assert 0.85 <= covered / total <= 1.0
+
+
+def test_without_drift_adjustment_changes_little():
+    study = _study(0, drift=0.0)
+    out = latency.latency_ratios(study["latency"], study["runs"], n_boot=300)
+    assert out["adjusted"].all()
+    np.testing.assert_allclose(out["median_ms"], out["raw_median_ms"], rtol=0.03)
+
+
+def test_runs_without_reference_timings_are_not_adjusted():
+    study = _study(1)
+    lat = study["latency"].copy()
+    plain = latency.latency_ratios(lat, study["runs"], n_boot=200, adjust=False)
+    first = lat.iloc[0]
+    lost = (lat["run_id"] == first["run_id"]) & (lat["batch_size"] == first["batch_size"])
+    lat.loc[lost, "reference_seconds"] = np.nan  # one run x batch size has no reference timings
+    out = latency.latency_ratios(lat, study["runs"], n_boot=200)
+    block = (out["batch_size"] == first["batch_size"]) & (out["memory_format"] == first["memory_format"])
+    assert not out.loc[block, "adjusted"].any()
+    assert out.loc[~block, "adjusted"].all()
+    pd.testing.assert_series_equal(
+        out.loc[block, "median_ms"], out.loc[block, "raw_median_ms"], check_names=False
+    )
+    # unadjusted figures do not depend on whether adjustment was asked for
+    np.testing.assert_allclose(out.loc[block, "median_ms"], plain.loc[block, "median_ms"])
+    assert plain["slope"].isna().all() and not plain["adjusted"].any()
+
+
+def test_too_few_runs_are_not_adjusted():
+    study = simulate_study(seeds=3, fractions=(1.0,), latency_drift=0.15, n_test=20)
+    out = latency.latency_ratios(study["latency"], study["runs"], n_boot=200)
+    assert latency.MIN_ADJUST_RUNS > 3
+    assert not out["adjusted"].any()
+
+
+def test_tables_written_before_reference_timings_load_and_analyse():
+    study = _study(2)
+    old = study["latency"].drop(columns="reference_seconds")
+    out = latency.latency_ratios(old, study["runs"], n_boot=200)
+    assert not out["adjusted"].any()
+    assert np.isfinite(out["median_ms"]).all()
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 5)])
+def test_slopes_match_least_squares(shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, *shape))
+    y = 0.4 * x + rng.normal(0, 0.1, size=x.shape)
+    y[0].flat[0] = np.nan  # a missing run is left out of its replicate's fit
+    got = latency._slopes(y, x)
+    for b in range(6):
+        ok = np.isfinite(y[b])
+        want = np.polyfit(x[b][ok], y[b][ok], 1)[0]
+        assert got[b] == pytest.approx(want)
