@@ -111,3 +111,17 @@ def test_slopes_match_least_squares(shape):
         ok = np.isfinite(y[b])
         want = np.polyfit(x[b][ok], y[b][ok], 1)[0]
         assert got[b] == pytest.approx(want)
+
+
+def test_row_nanmedian_matches_numpy():
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 23))
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[5] = np.nan  # an all-missing row gives NaN, as numpy does
+    a[6, :] = [np.nan] * 22 + [0.25]
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = np.nanmedian(a, axis=1)
+    got = latency._row_nanmedian(a)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)])
+    assert got[6] == 0.25
