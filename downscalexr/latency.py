@@ -12,11 +12,13 @@ no warm-up, no thread control) is fixed here by construction:
   collector paused so that a collection does not land inside a repeat;
 - repeats continue until both a count and a minimum total timed duration are reached;
 - the model's training mode, parameters and memory format are restored afterwards;
-- right before every timed pass a fixed reference workload (:func:`reference_workload`, six small
-  matrix products, ~0.35 ms) is timed too. On a shared or virtualised CPU the machine's speed
-  drifts by 20-40 % over seconds, so a run's repeats sample one moment of it; the reference's timings
-  say how fast the machine was, and the analysis (:mod:`analysis.latency`) uses them as a control
-  variate to put runs measured at different moments on one scale.
+- before every timed pass a fixed reference workload (:func:`reference_workload`, six small
+  matrix products, ~0.35 ms) is timed too, followed by an untimed pass when passes are short enough
+  for the probe to have evicted the model's data (:data:`REWARM_BELOW_SECONDS`). On a shared or
+  virtualised CPU the machine's speed drifts by 20-40 % over seconds, so a run's repeats sample one
+  moment of it; the reference's timings say how fast the machine was, and the analysis
+  (:mod:`analysis.latency`) uses them as a control variate to put runs measured at different moments
+  on one scale.
 
 The median's 95 % interval is the distribution-free order-statistic interval: with ``n`` sorted
 timings ``t(1) <= ... <= t(n)``, the number of timings below the true median is Binomial(n, 1/2), so
@@ -70,6 +72,11 @@ DEFAULT_MIN_SECONDS = 0.05
 # (docs/benchmarks.md). The untimed call before each timed one brings its matrices back into cache.
 REFERENCE_SIZE = 160
 REFERENCE_REPEATS = 6
+# The probe evicts part of a small model's working set: timed right after it, batch-1 passes of the
+# default LeNets ran 1.5-4.6 % slower than after another pass (batch 32: 0-0.6 %, within noise). So when
+# a pass is short enough for its data to stay in cache between passes, an untimed pass follows the probe
+# and restores that state; long passes skip it, where it would double the cost for nothing.
+REWARM_BELOW_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -345,16 +352,20 @@ def _time_forward(
 ) -> list[tuple[float, float]]:
     """(seconds, reference seconds) of each timed forward pass on clock ``now``.
 
-    Warm-up passes run first and are not returned. ``probe`` (the reference workload) is timed right
-    before each timed pass; without it the reference seconds are NaN. Stops once there are ``repeats``
-    passes and the passes (not the probes) took ``min_seconds`` of wall time.
+    Warm-up passes run first and are not returned. ``probe`` (the reference workload) is timed before
+    each timed pass; when the previous pass took under :data:`REWARM_BELOW_SECONDS`, an untimed pass
+    follows the probe. Without a probe the reference seconds are NaN. Stops once there are ``repeats``
+    passes and the timed passes (not the probes) took ``min_seconds`` of wall time.
     """
     min_ns = int(min_seconds * 1e9)
     times: list[tuple[float, float]] = []
     wall_ns = 0
+    last_pass_ns = None  # wall time of the latest pass, to decide whether to re-warm after the probe
     with torch.inference_mode():
         for _ in range(warmup):
+            start = time.perf_counter_ns()
             model(x)
+            last_pass_ns = time.perf_counter_ns() - start
             if probe is not None:
                 probe()
         wall = now is time.perf_counter_ns
@@ -365,13 +376,16 @@ def _time_forward(
                 start = now()
                 probe()
                 ref_seconds = (now() - start) / 1e9
+                if last_pass_ns is None or last_pass_ns < REWARM_BELOW_SECONDS * 1e9:
+                    model(x)  # untimed: puts a small model's data back into cache after the probe
             wall_start = time.perf_counter_ns()
             start = now()
             model(x)
             elapsed = now() - start
+            last_pass_ns = time.perf_counter_ns() - wall_start
             # On the wall clock the budget is the timed passes themselves, so the recorded seconds
             # always add up to min_seconds; on the CPU clock it is the wall time around them.
-            wall_ns += elapsed if wall else time.perf_counter_ns() - wall_start
+            wall_ns += elapsed if wall else last_pass_ns
             times.append((elapsed / 1e9, ref_seconds))
     return times
 

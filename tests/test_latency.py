@@ -115,8 +115,9 @@ def test_repeats_stop_once_both_the_count_and_the_minimum_time_are_reached():
 def test_warmup_passes_run_but_are_not_returned():
     model = Recorder()
     res = measure_latency(
-        model, RGB, batch_sizes=(2,), memory_format="contiguous", warmup=4, repeats=5, min_seconds=0.0
-    )
+        model, RGB, batch_sizes=(2,), memory_format="contiguous", warmup=4, repeats=5, min_seconds=0.0,
+        reference=False,  # with it, short passes get an untimed re-warm pass each (tested below)
+    )  # fmt: skip
     assert len(model.calls) == 9 and len(res.rows) == 5
 
 
@@ -312,11 +313,17 @@ def test_the_reference_workload_is_timed_before_every_pass_and_kept_apart(monkey
     monkeypatch.setattr(lat, "reference_workload", slow_probe)
     kw = dict(batch_sizes=(1,), memory_format="contiguous", warmup=0, repeats=6, min_seconds=0.0)
     res = lat.measure_latency(Logged(0.0), SHAPE, **kw)
-    # each timed pass: an untimed probe (cache refill), the timed probe, then the model
-    assert order == ["probe", "probe", "model"] * 6
+    # each timed pass of a short model: an untimed probe (cache refill), the timed probe, an untimed
+    # pass (puts the model's data back), then the timed pass
+    assert order == ["probe", "probe", "model", "model"] * 6
     assert (res.rows["reference_seconds"] >= 0.003).all()
     assert (res.rows["seconds"] < 0.003).all()  # the probe's sleep is not in the model's time
     assert (res.summary["reference_median_s"] >= 0.003).all()
+    # a long pass (above REWARM_BELOW_SECONDS) is timed right after the probe, without an extra pass
+    order.clear()
+    slow = lat.REWARM_BELOW_SECONDS * 1.5
+    lat.measure_latency(Logged(slow), SHAPE, **{**kw, "warmup": 1, "repeats": 3})
+    assert order == ["model", "probe"] + ["probe", "probe", "model"] * 3
     order.clear()
     off = lat.measure_latency(Logged(0.0), SHAPE, reference=False, **kw)
     assert order == ["model"] * 6
