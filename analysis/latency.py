@@ -17,8 +17,10 @@ where ``beta`` is the OLS slope of the runs' log median times on their log media
 (about 0.6-0.9: the models are partly memory-bound and slow down less than the reference), and
 ``x_bar`` is the mean log median reference time over every run of the study (all variants, batch
 sizes and formats), so every variant is put on one speed: the study's typical one. The estimate is the
-median of the adjusted repeats. Rescaling each repeat by its own reference (rather than the run by its
-median) also follows drift within a run. The bootstrap re-fits ``beta`` in every resample, so its
+median of the adjusted repeats. ``x_bar`` is held fixed in the bootstrap: the interval is for the
+latency at this study's mean speed (it matters for ratios only where the variants' slopes differ).
+Rescaling each repeat by its own reference (rather than the run by its median) also follows drift
+within a run. The bootstrap re-fits ``beta`` in every resample, so its
 uncertainty is in the interval. The raw (unadjusted) medians and intervals are reported beside the
 adjusted ones. A batch size x memory format block is adjusted only when every repeat in it has its
 reference timing and each variant has at least :data:`MIN_ADJUST_RUNS` runs.
@@ -126,7 +128,7 @@ def _row_nanmedian(a: np.ndarray) -> np.ndarray:
     numpy's own nanmedian loops over rows in Python here, which made it most of the bootstrap's time.
     """
     ordered = np.sort(a, axis=1)
-    n = np.isfinite(a).sum(axis=1)
+    n = (~np.isnan(a)).sum(axis=1)  # +-inf count and sort like any value, as in numpy
     rows = np.arange(a.shape[0])
     low = ordered[rows, np.maximum(n - 1, 0) // 2]
     high = ordered[rows, n // 2]
@@ -268,11 +270,15 @@ COLUMNS = [
 
 
 def _speed_center(data: pd.DataFrame) -> float:
-    """Mean over every run x batch size x format of the log median reference time (NaN if none)."""
-    per_run = data.groupby(["run_id", "batch_size", "memory_format"], sort=False)["reference_ms"].median()
-    logs = np.log(per_run.to_numpy(dtype=float))
-    logs = logs[np.isfinite(logs)]
-    return float(logs.mean()) if logs.size else np.nan
+    """Mean over every run x batch size x format of the median log reference time (NaN if none).
+
+    The same per-run summary (median of the logs) as the slopes are fitted on.
+    """
+    logs = np.log(data["reference_ms"].to_numpy(dtype=float))
+    keys = [data["run_id"], data["batch_size"], data["memory_format"]]
+    per_run = pd.Series(logs, index=data.index).groupby(keys, sort=False).median().to_numpy()
+    per_run = per_run[np.isfinite(per_run)]
+    return float(per_run.mean()) if per_run.size else np.nan
 
 
 def _adjustable(cubes: dict) -> bool:

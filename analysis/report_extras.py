@@ -173,9 +173,12 @@ def _precision_text(lr: pd.DataFrame, level: str, adjusted: bool) -> list[str]:
     for prefix, what in (("", "speed-adjusted " if adjusted else ""), ("raw_", "raw ")):
         if prefix and not adjusted:
             break
-        median = lr[f"{prefix}median_ms"]
-        half = np.maximum(median - lr[f"{prefix}median_low"], lr[f"{prefix}median_high"] - median) / median
-        worst = lr.assign(half=half).sort_values("half").groupby("batch_size", sort=True).tail(1)
+        rows = lr[lr["adjusted"]] if what == "speed-adjusted " else lr  # adjusted blocks only, if labelled so
+        median = rows[f"{prefix}median_ms"]
+        half = (
+            np.maximum(median - rows[f"{prefix}median_low"], rows[f"{prefix}median_high"] - median) / median
+        )
+        worst = rows.assign(half=half).sort_values("half").groupby("batch_size", sort=True).tail(1)
         parts = [
             f"batch {w.batch_size}: ±{100 * w.half:.1f} % ({w.variant}, {w.memory_format})"
             for w in worst.sort_values("batch_size").itertuples(index=False)

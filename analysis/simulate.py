@@ -134,7 +134,7 @@ def simulate_study(
     latency_repeats: int = 10,
     latency_batch_sizes: Sequence[int] = (1, 32),
     latency_drift: float = 0.0,
-    latency_slope: float = 0.8,
+    latency_slope: float | Mapping[str, float] = 0.8,
     n_epochs: int = 6,
     n_failed: int = 0,
     study: str = "simulated",
@@ -172,7 +172,8 @@ def simulate_study(
     latency_drift, latency_slope
         Machine-speed drift: every run x batch size is timed at a log speed ``d ~ N(0, latency_drift)``
         that multiplies the reference workload's time (median :data:`REFERENCE_MS`) by ``exp(d)`` and
-        the model's by ``exp(latency_slope * d)``. The default 0 plants no drift.
+        the model's by ``exp(latency_slope * d)``; the slope is one number or one per variant (0.8 for
+        a variant left out). The default drift 0 plants none.
     n_epochs : int
         Rows per run in the ``epochs`` table.
     n_failed : int
@@ -190,9 +191,9 @@ def simulate_study(
         ``{variant: {fraction: diff}}``), ``accuracy_diff_pooled``, ``gap_diff``, ``latency_ratio``
         (all versus ``variants[0]``), ``latency_speed_log`` (mean planted log speed ``d`` over every run
         x batch size: at that speed the model's median time is ``latency_ms * batch**0.8 *
-        exp(latency_slope * latency_speed_log)``), ``coef_variant_pp`` and ``coef_interaction_pp``
-        (mixed-model coefficients in percentage points), ``seed_variance_pp``, ``prevalence`` and
-        ``clipped`` (rates clipped to [0.001, 0.999]; truth is exact when 0).
+        exp(slope * latency_speed_log)``), ``latency_slope`` (per variant), ``coef_variant_pp`` and
+        ``coef_interaction_pp`` (mixed-model coefficients in percentage points), ``seed_variance_pp``,
+        ``prevalence`` and ``clipped`` (rates clipped to [0.001, 0.999]; truth is exact when 0).
 
     Examples
     --------
@@ -348,7 +349,13 @@ def simulate_study(
     if latency_drift > 0:
         speed = rng.normal(0, latency_drift, speed.shape)
     seconds = lat[vi[ok_idx]][:, None, None] * run_factor[:, None, None] * per_batch * noise
-    seconds = seconds * np.exp(latency_slope * speed)
+    slope = np.array(
+        [latency_slope.get(v, 0.8) for v in variants]
+        if isinstance(latency_slope, Mapping)
+        else [latency_slope] * n_v,
+        dtype=float,
+    )
+    seconds = seconds * np.exp(slope[vi[ok_idx]][:, None, None] * speed)
     reference = REFERENCE_MS / 1000.0 * np.exp(speed + rng.normal(0, 0.03, shape))
     latency = pd.DataFrame(
         {
@@ -396,6 +403,7 @@ def simulate_study(
         "gap_diff": {v: float(gap[i] - gap[ref]) for i, v in enumerate(variants)},
         "latency_ratio": {v: float(lat[i] / lat[ref]) for i, v in enumerate(variants)},
         "latency_speed_log": float(speed.mean()),
+        "latency_slope": {v: float(slope[i]) for i, v in enumerate(variants)},
         "coef_variant_pp": {v: 100 * float(eff[i] - eff[ref]) for i, v in enumerate(variants)},
         "coef_interaction_pp": {v: 100 * float(inter[i] - inter[ref]) for i, v in enumerate(variants)},
         "seed_variance_pp": float((100 * seed_sd) ** 2),

@@ -8,14 +8,25 @@ from analysis import latency
 from analysis.simulate import simulate_study
 
 PLANTED = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}
-SLOPE = 0.7
+SLOPES = {"avgpool": 0.6, "maxpool": 0.9, "strided": 0.75}  # unequal: the ratios depend on the speed
 
 
-def _study(rep: int, drift: float = 0.15, **kw) -> dict:
-    return simulate_study(
-        seeds=10, fractions=(0.5, 1.0), latency_ms=PLANTED, latency_drift=drift, latency_slope=SLOPE,
+def _study(rep: int, drift: float = 0.15, unequal: bool = False, **kw) -> dict:
+    study = simulate_study(
+        seeds=10, fractions=(0.5, 1.0), latency_ms=PLANTED, latency_drift=drift, latency_slope=SLOPES,
         n_test=20, seed=500 + rep, **kw,
     )  # fmt: skip
+    if unequal:  # like batch 1 in the grid, whose repeat count depends on min_seconds: 6 to 10 per run
+        lat = study["latency"]
+        keep = np.random.default_rng(rep).integers(6, 11, size=lat["run_id"].nunique())
+        limit = lat["run_id"].map(dict(zip(lat["run_id"].unique(), keep, strict=True)))
+        study["latency"] = lat[(lat["batch_size"] != 1) | (lat["repeat"] < limit)].reset_index(drop=True)
+    return study
+
+
+def _at_study_speed(study: dict, variant: str) -> float:
+    """The planted median per image at the study's mean planted speed."""
+    return PLANTED[variant] * np.exp(SLOPES[variant] * study["truth"]["latency_speed_log"])
 
 
 def _halfwidth(out: pd.DataFrame, prefix: str) -> np.ndarray:
@@ -23,36 +34,40 @@ def _halfwidth(out: pd.DataFrame, prefix: str) -> np.ndarray:
     return (np.maximum(med - out[f"{prefix}median_low"], out[f"{prefix}median_high"] - med) / med).to_numpy()
 
 
-def test_adjusted_interval_covers_the_median_at_the_study_speed_and_is_narrower():
-    """Planted: 20 runs per variant, each timed at its own machine speed (log sd 0.15), the model
-    slowing down by speed**0.7. The adjusted median estimates the time at the study's mean speed."""
+@pytest.mark.parametrize("unequal", [False, True], ids=["equal-repeats", "unequal-repeats"])
+def test_adjusted_interval_covers_the_median_at_the_study_speed_and_is_narrower(unequal):
+    """Planted: 20 runs per variant, each timed at its own machine speed (log sd 0.15), each variant
+    slowing down by speed**slope. The adjusted median estimates the time at the study's mean speed."""
     covered = total = 0
-    adj_width, raw_width, slopes = [], [], []
+    adj_width, raw_width, slopes = [], [], {v: [] for v in PLANTED}
     for rep in range(30):
-        study = _study(rep)
+        study = _study(rep, unequal=unequal)
+        if unequal:
+            counts = study["latency"].query("batch_size == 1").groupby("run_id").size()
+            assert counts.nunique() > 1
         out = latency.latency_ratios(study["latency"], study["runs"], n_boot=300, seed=rep)
         assert out["adjusted"].all()
-        at_speed = np.exp(SLOPE * study["truth"]["latency_speed_log"])
         for row in out.itertuples(index=False):
-            truth = PLANTED[row.variant] * row.batch_size**0.8 * at_speed
+            truth = _at_study_speed(study, row.variant) * row.batch_size**0.8
             covered += row.median_low <= truth <= row.median_high
             total += 1
+            slopes[row.variant].append(row.slope)
         adj_width.append(_halfwidth(out, ""))
         raw_width.append(_halfwidth(out, "raw_"))
-        slopes.append(out["slope"].to_numpy())
     assert 0.88 <= covered / total <= 0.995
     # drift of 15 % per run against 3 % run and 5 % repeat noise: adjusting removes most of the spread
     assert np.median(np.concatenate(adj_width)) < 0.5 * np.median(np.concatenate(raw_width))
-    assert abs(np.mean(np.concatenate(slopes)) - SLOPE) < 0.05
+    for v, planted in SLOPES.items():
+        assert abs(np.mean(slopes[v]) - planted) < 0.05, v
 
 
-def test_adjusted_ratios_cover_the_planted_ratio():
+def test_adjusted_ratios_cover_the_planted_ratio_at_the_study_speed():
     covered = total = 0
     for rep in range(20):
         study = _study(rep)
         out = latency.latency_ratios(study["latency"], study["runs"], n_boot=300, seed=rep)
         for row in out[out["variant"] != "avgpool"].itertuples(index=False):
-            truth = PLANTED[row.variant] / PLANTED["avgpool"]
+            truth = _at_study_speed(study, row.variant) / _at_study_speed(study, "avgpool")
             covered += row.low <= truth <= row.high
             total += 1
             assert row.high - row.low < row.raw_high - row.raw_low
@@ -80,8 +95,9 @@ def test_runs_without_reference_timings_are_not_adjusted():
     pd.testing.assert_series_equal(
         out.loc[block, "median_ms"], out.loc[block, "raw_median_ms"], check_names=False
     )
-    # unadjusted figures do not depend on whether adjustment was asked for
-    np.testing.assert_allclose(out.loc[block, "median_ms"], plain.loc[block, "median_ms"])
+    # unadjusted figures, intervals included, do not depend on whether adjustment was asked for
+    cols = ["median_ms", "median_low", "median_high", "ratio", "low", "high"]
+    np.testing.assert_allclose(out.loc[block, cols].to_numpy(float), plain.loc[block, cols].to_numpy(float))
     assert plain["slope"].isna().all() and not plain["adjusted"].any()
 
 
@@ -119,6 +135,7 @@ def test_row_nanmedian_matches_numpy():
     a[rng.random(a.shape) < 0.4] = np.nan
     a[5] = np.nan  # an all-missing row gives NaN, as numpy does
     a[6, :] = [np.nan] * 22 + [0.25]
+    a[7, :3], a[8, :2] = -np.inf, np.inf  # infinities count and sort like any value, as in numpy
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         want = np.nanmedian(a, axis=1)
     got = latency._row_nanmedian(a)
