@@ -156,11 +156,34 @@ def test_built_in_factor_studies_expand_to_their_designs():
     assert {c.location_shift for c in edges} == {0.5}
 
 
-def test_cells_sharing_data_are_adjacent():
+def test_cells_run_longest_fraction_first_with_each_seed_spread_over_the_grid():
     spec = tiny(seeds=[0, 1, 2], fractions=[0.5, 1.0])
-    keys = [(c.seed, c.permute, c.location_shift) for c in cells_of(spec)]
-    blocks = [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
-    assert len(blocks) == len(set(keys)) == 3 * 2 * 2
+    cells = cells_of(spec)
+    fractions = [c.data_fraction for c in cells]
+    assert fractions == sorted(fractions, reverse=True)  # longest cells first
+    for f in (0.5, 1.0):  # within a fraction, the cells sharing one data set are adjacent
+        keys = [(c.seed, c.permute, c.location_shift) for c in cells if c.data_fraction == f]
+        blocks = [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
+        assert len(blocks) == len(set(keys)) == 3 * 2 * 2
+    # a seed's cells are not back to back: they span more than half the grid
+    seed0 = [i for i, c in enumerate(cells) if c.seed == 0]
+    assert seed0[-1] - seed0[0] > len(cells) // 2
+
+
+@pytest.mark.parametrize(
+    "study", sorted(p.stem for p in (Path(__file__).parents[1] / "experiments" / "studies").glob("*.yaml"))
+)
+def test_the_worker_data_cache_holds_every_data_set_of_a_built_in_study(study):
+    from downscalexr.data.registry import seed_dependent
+    from experiments._execute import _cached_data
+    from experiments.spec import load_spec
+
+    spec = load_spec(study)
+    keys = {
+        (c.seed if seed_dependent(spec.dataset) else -1, repr(sorted(data_options(spec, c).items())))
+        for c in cells_of(spec)
+    }
+    assert len(keys) <= _cached_data.cache_info().maxsize  # so no order of cells reloads data
 
 
 def test_dry_run_shows_the_factor_levels(run_grid, tmp_path):
