@@ -115,7 +115,7 @@ def _boot_medians(
     if probe is None:
         return median(values), None
     run_y, run_x = (
-        run_medians if run_medians is not None else (_run_log_medians(cube), _run_log_medians_raw(probe))
+        run_medians if run_medians is not None else (_run_log_medians(cube), _run_medians_of_logs(probe))
     )
     beta = _slopes(run_y[seed_idx], run_x[seed_idx])
     adjusted = values * np.exp(-beta[:, None, None, None] * (probe.ravel()[flat] - center))
@@ -135,7 +135,7 @@ def _row_nanmedian(a: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (low + high) / 2, np.nan)
 
 
-def _run_log_medians_raw(log_values: np.ndarray) -> np.ndarray:
+def _run_medians_of_logs(log_values: np.ndarray) -> np.ndarray:
     """Each run's median of values already on the log scale (seeds, runs), NaN for padding."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -144,7 +144,7 @@ def _run_log_medians_raw(log_values: np.ndarray) -> np.ndarray:
 
 def _adjusted_point(cube: np.ndarray, probe: np.ndarray, center: float) -> tuple[float, float]:
     """Median of every repeat rescaled to the speed ``center``, and the slope used."""
-    slope = float(_slopes(_run_log_medians(cube)[None], _run_log_medians_raw(probe)[None])[0])
+    slope = float(_slopes(_run_log_medians(cube)[None], _run_medians_of_logs(probe)[None])[0])
     return float(np.nanmedian(cube * np.exp(-slope * (probe - center)))), slope
 
 
@@ -206,7 +206,7 @@ def latency_ratios(
         adjusted = adjust and np.isfinite(center) and _adjustable(cubes)
         kinds = ("raw", "adj") if adjusted else ("raw",)
         boot = {(k, v): np.empty(n_boot) for k in kinds for v in cubes}
-        run_medians = {v: (_run_log_medians(c), _run_log_medians_raw(p)) for v, (c, _, p) in cubes.items()}
+        run_medians = {v: (_run_log_medians(c), _run_medians_of_logs(p)) for v, (c, _, p) in cubes.items()}
         for start in range(0, n_boot, CHUNK):
             size = min(CHUNK, n_boot - start)
             seed_idx = rng.integers(0, seeds.size, size=(size, seeds.size))  # shared by every variant
