@@ -270,6 +270,7 @@ def run(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     check_same_design(paths, spec)
+    _warn_unprobed(paths, spec, [ids[c] for c in cells if ids[c] in done and not args.force])
     data_info = _preflight(spec)
     write_json(paths.root / "data.json", data_info)
     write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -286,6 +287,30 @@ def run(argv: list[str] | None = None) -> int:
         _summary(mine, results, elapsed, len(cells))
     all_ok = len(mine) == len(cells) and bool((mine["status"] == "ok").all())
     return 0 if all_ok else 1
+
+
+def _warn_unprobed(paths: StudyPaths, spec: StudySpec, kept: list[str]) -> None:
+    """Warn when finished cells kept from an older version lack the latency reference timings.
+
+    Their batch size x format blocks cannot be speed-adjusted (the report leaves them raw); only
+    ``--force`` times them again the same way as new cells.
+    """
+    if not (spec.latency.enabled and spec.latency.reference):
+        return
+    import pyarrow.parquet as pq
+
+    old = 0
+    for rid in kept:
+        path = paths.cell_file("latency", rid)
+        with contextlib.suppress(OSError, ValueError):
+            old += path.exists() and "reference_seconds" not in pq.read_schema(path).names
+    if old:
+        print(
+            f"warning: {old} of the {len(kept)} finished cells kept from an earlier run were timed without "
+            "the latency reference workload (an older version), so the report cannot speed-adjust their "
+            "latency; add --force to time every cell the same way",
+            file=sys.stderr,
+        )
 
 
 def _factor_text(cell: Cell) -> str:

@@ -204,6 +204,19 @@ def test_rerun_skips_every_finished_cell_and_force_recomputes(run_grid, tmp_path
     pd.testing.assert_frame_equal(again["predictions"], first["predictions"])
 
 
+def test_resuming_cells_timed_without_the_reference_workload_warns(run_grid, tmp_path):
+    out = tmp_path / "study"
+    assert run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)[0] == 0
+    code, _, err = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)
+    assert code == 0 and "reference workload" not in err
+    # make one finished cell look as if an older version had written it
+    path = sorted((out / "latency").glob("*.parquet"))[0]
+    pd.read_parquet(path).drop(columns="reference_seconds").to_parquet(path, index=False)
+    code, stdout, err = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)
+    assert code == 0 and cells_run(stdout) == 0
+    assert "1 of the 3 finished cells" in err and "--force" in err
+
+
 # --- failure handling ---------------------------------------------------------------------------------
 
 
