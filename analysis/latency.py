@@ -95,8 +95,8 @@ def _boot_medians(
     Returns the raw medians and, with ``probe`` (log reference time before each repeat, shaped like
     ``cube``), the speed-adjusted ones (else None): every replicate re-fits the slope of run medians on
     run reference medians over its resampled runs, and rescales each drawn repeat by its own reference
-    time to the speed ``center`` before taking the median. ``run_medians`` (log median time and log
-    median reference of each run) saves recomputing them.
+    time to the speed ``center`` before taking the median. ``run_medians`` (:func:`_run_summaries`
+    of the cube and probe) must come with ``probe``.
     """
     n_seeds, n_runs, n_rep = cube.shape
     n = counts[seed_idx]  # (B, S, J)
@@ -114,9 +114,7 @@ def _boot_medians(
 
     if probe is None:
         return median(values), None
-    run_y, run_x = (
-        run_medians if run_medians is not None else (_run_log_medians(cube), _run_medians_of_logs(probe))
-    )
+    run_y, run_x = run_medians
     beta = _slopes(run_y[seed_idx], run_x[seed_idx])
     adjusted = values * np.exp(-beta[:, None, None, None] * (probe.ravel()[flat] - center))
     return median(values), median(adjusted)
@@ -142,9 +140,17 @@ def _run_medians_of_logs(log_values: np.ndarray) -> np.ndarray:
         return np.nanmedian(log_values, axis=2)
 
 
-def _adjusted_point(cube: np.ndarray, probe: np.ndarray, center: float) -> tuple[float, float]:
+def _run_summaries(cube: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's log median time and median log reference time (seeds, runs): what the slope is fitted on."""
+    return _run_log_medians(cube), _run_medians_of_logs(probe)
+
+
+def _adjusted_point(
+    cube: np.ndarray, probe: np.ndarray, center: float, run_medians: tuple[np.ndarray, np.ndarray]
+) -> tuple[float, float]:
     """Median of every repeat rescaled to the speed ``center``, and the slope used."""
-    slope = float(_slopes(_run_log_medians(cube)[None], _run_medians_of_logs(probe)[None])[0])
+    run_y, run_x = run_medians
+    slope = float(_slopes(run_y[None], run_x[None])[0])
     return float(np.nanmedian(cube * np.exp(-slope * (probe - center)))), slope
 
 
@@ -206,14 +212,14 @@ def latency_ratios(
         adjusted = adjust and np.isfinite(center) and _adjustable(cubes)
         kinds = ("raw", "adj") if adjusted else ("raw",)
         boot = {(k, v): np.empty(n_boot) for k in kinds for v in cubes}
-        run_medians = {v: (_run_log_medians(c), _run_medians_of_logs(p)) for v, (c, _, p) in cubes.items()}
+        run_medians = {v: _run_summaries(c, p) for v, (c, _, p) in cubes.items()} if adjusted else {}
         for start in range(0, n_boot, CHUNK):
             size = min(CHUNK, n_boot - start)
             seed_idx = rng.integers(0, seeds.size, size=(size, seeds.size))  # shared by every variant
             for v, (cube, counts, probe) in cubes.items():
                 uniform = rng.random((size, *cube.shape))  # the same repeat draws for raw and adjusted
                 raw, adj = _boot_medians(
-                    cube, counts, seed_idx, uniform, probe if adjusted else None, center, run_medians[v]
+                    cube, counts, seed_idx, uniform, probe if adjusted else None, center, run_medians.get(v)
                 )
                 boot["raw", v][start : start + size] = raw
                 if adjusted:
@@ -221,12 +227,16 @@ def latency_ratios(
         point = {}
         for v, (cube, _, probe) in cubes.items():
             raw = float(np.nanmedian(cube))
-            point[v] = (raw, *_adjusted_point(cube, probe, center)) if adjusted else (raw, raw, np.nan)
+            point[v] = (
+                (raw, *_adjusted_point(cube, probe, center, run_medians[v]))
+                if adjusted
+                else (raw, raw, np.nan)
+            )
         main = "adj" if adjusted else "raw"
         for v in cubes:
             row = {"variant": v, "reference": reference, "batch_size": int(batch), "memory_format": fmt}
             for prefix, kind, median, ref_median in (
-                ("", main, point[v][1 if adjusted else 0], point[reference][1 if adjusted else 0]),
+                ("", main, point[v][1], point[reference][1]),  # point[1] is the raw median unless adjusted
                 ("raw_", "raw", point[v][0], point[reference][0]),
             ):
                 low_m, high_m = np.nanquantile(boot[kind, v], [alpha / 2, 1 - alpha / 2])
