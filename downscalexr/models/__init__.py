@@ -5,10 +5,13 @@ from downscalexr.models.lenet import LeNet
 from downscalexr.models.mlp import MLP
 from downscalexr.models.profile import count_params, forward_flops, model_bytes
 from downscalexr.models.registry import create_model, list_models, register_model
+from downscalexr.models.resnet import BasicBlock, ResNet
 
 __all__ = [
     "LeNet",
     "MLP",
+    "BasicBlock",
+    "ResNet",
     "build_seeded",
     "count_params",
     "create_model",

@@ -12,6 +12,7 @@ from torch import nn
 
 from downscalexr.models.init import build_seeded
 from downscalexr.models.lenet import LeNet
+from downscalexr.models.resnet import DEPTHS, ResNet
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -77,3 +78,20 @@ def downscalexr_lenet(downsample: str = "avgpool", **kwargs) -> nn.Module:
     )
     options.update(kwargs)
     return LeNet(downsample, **options)
+
+
+def _register_resnet(depth: int, blocks: int) -> None:
+    def factory(downsample: str = "avgpool", **kwargs) -> nn.Module:
+        return ResNet(downsample, blocks=blocks, **kwargs)
+
+    factory.__name__ = f"resnet{depth}"
+    factory.__doc__ = (
+        f"CIFAR-style ResNet-{depth} ({blocks} basic block(s) per stage, widths 16/32/64, BatchNorm; "
+        "defaults 3 x 32 x 32 input, 10 outputs): the operator at both stage transitions, shortcuts "
+        "included (and at the stem with ``stem_down=True``); see :mod:`downscalexr.models.resnet`."
+    )
+    register_model(f"resnet{depth}")(factory)
+
+
+for _depth, _blocks in DEPTHS.items():
+    _register_resnet(_depth, _blocks)
