@@ -58,9 +58,9 @@ Notes
 -----
 - ``aps`` chooses its phase per branch: the main path and the shortcut of a reducing block pick the
   phase of largest norm of *their own* input, which can differ, so the two branches may be offset by
-  one pixel when they are added. Chaman & Dokmanic share the main path's phase with the shortcut to
-  keep the network exactly shift-equivariant; the registry's operator has no such coupling, so read an
-  ``aps`` ResNet as "APS at every reduction", not as their truly shift-invariant ResNet.
+  one pixel when they are added. Exact shift-equivariance of the sum needs both branches to keep the
+  same phase, a coupling the registry's operator does not have; read an ``aps`` ResNet as "APS at
+  every reduction", not as a truly shift-invariant ResNet (Chaman & Dokmanic 2021).
 - Every ReLU is an out-of-place ``nn.ReLU`` module, so backward hooks (Grad-CAM) work and
   quantization can fuse ``conv -> BN -> ReLU`` (:meth:`ResNet.quant_fuse_groups`); the residual
   addition is a plain ``+``.
