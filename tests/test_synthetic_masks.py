@@ -13,6 +13,7 @@ from downscalexr.data.synthetic import (
     make_detection_splits,
     make_edges,
     make_edges_splits,
+    make_shapes_splits,
     pixel_permutation,
 )
 
@@ -56,7 +57,7 @@ def test_detection_masks_belong_to_the_fixed_test_set():
     assert not torch.equal(a.masks_test, c.masks_test)
 
 
-@pytest.mark.parametrize("make", [make_edges_splits, make_detection_splits])
+@pytest.mark.parametrize("make", [make_edges_splits, make_detection_splits, make_shapes_splits])
 def test_masks_are_permuted_with_the_images(make):
     plain = make(**SIZES)
     permuted = make(**SIZES, permute=True, permutation_seed=3)

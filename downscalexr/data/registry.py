@@ -39,6 +39,7 @@ class _Entry:
 _DATASETS: dict[str, _Entry] = {
     "detection": _Entry("downscalexr.data.synthetic", "make_detection_splits", True, "DetectionTask"),
     "edges": _Entry("downscalexr.data.synthetic", "make_edges_splits", True, "EdgesTask"),
+    "shapes": _Entry("downscalexr.data.synthetic", "make_shapes_splits", True, "ShapesTask"),
     "folder": _Entry("downscalexr.data.folder", "load_folder", False),
     "npz": _Entry("downscalexr.data.npz", "load_npz", False),
 }

@@ -8,10 +8,10 @@
   gratings on coloured texture (:func:`make_shapes_splits`).
 
 Each generator's parameters are frozen dataclasses that check themselves on construction
-(:class:`EdgeImages`, :class:`EdgesTask`, ...); the ``make_*_splits`` functions also take them as flat
-keywords, the keys of a study's ``data:`` block. Everything is a pure function of the seeds: each split
-draws from its own named stream of :mod:`downscalexr.seeding`, so the test set depends only on
-``test_seed``. Every split function returns the test images' ground-truth masks in
+(:class:`EdgeImages`, :class:`EdgesTask`, :class:`ShapeImages`, ...); the ``make_*_splits`` functions
+also take them as flat keywords, the keys of a study's ``data:`` block. Everything is a pure function
+of the seeds: each split draws from its own named stream of :mod:`downscalexr.seeding`, so the test set
+depends only on ``test_seed``. Every split function returns the test images' ground-truth masks in
 ``ImageSplits.masks_test`` (where the planted signal is), for localisation scores.
 """
 
@@ -35,6 +35,7 @@ from downscalexr.data.synthetic.edges import (
     make_edges_splits,
 )
 from downscalexr.data.synthetic.permutation import apply_permutation, pixel_permutation
+from downscalexr.data.synthetic.shapes import SHAPE_CLASSES, ShapeImages, ShapesTask, make_shapes_splits
 
 __all__ = [
     "DETECTION_CLASSES",
@@ -42,10 +43,13 @@ __all__ = [
     "EDGE_CLASSES_3",
     "EDGE_CLASSES_5",
     "EDGE_TYPES",
+    "SHAPE_CLASSES",
     "DetectionImages",
     "DetectionTask",
     "EdgeImages",
     "EdgesTask",
+    "ShapeImages",
+    "ShapesTask",
     "SplitTask",
     "apply_permutation",
     "correlated_noise",
@@ -53,5 +57,6 @@ __all__ = [
     "make_detection_splits",
     "make_edges",
     "make_edges_splits",
+    "make_shapes_splits",
     "pixel_permutation",
 ]
