@@ -40,6 +40,7 @@ _DATASETS: dict[str, _Entry] = {
     "detection": _Entry("downscalexr.data.synthetic", "make_detection_splits", True, "DetectionTask"),
     "edges": _Entry("downscalexr.data.synthetic", "make_edges_splits", True, "EdgesTask"),
     "shapes": _Entry("downscalexr.data.synthetic", "make_shapes_splits", True, "ShapesTask"),
+    "cifar10": _Entry("downscalexr.data.cifar", "load_cifar10", False),
     "folder": _Entry("downscalexr.data.folder", "load_folder", False),
     "npz": _Entry("downscalexr.data.npz", "load_npz", False),
 }
