@@ -6,8 +6,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from downscalexr.data.cache import DataError
 from downscalexr.data.cifar import CLASS_NAMES, load_cifar10, read_cifar10
@@ -192,3 +194,32 @@ def test_class_names_come_from_the_meta_file(cifar):
     (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"cat"]}))
     with pytest.raises(DataError, match="label_names must list 10 class names"):
         load_cifar10(root)
+
+
+def test_a_grid_runs_a_multiclass_rgb_study_on_it(cifar, tmp_path, run_grid):
+    root, written = cifar
+    study = {
+        "name": "cifar-tiny",
+        "dataset": "cifar10",
+        "data": {"val_size": 20},
+        "model": "lenet",
+        "model_options": {"channels": [4, 8], "kernel_size": 3},
+        "variants": ["avgpool", "strided"],
+        "fractions": [1.0],
+        "seeds": [0],
+        "train": {"epochs": 1, "batch_size": 16},
+        "latency": {"enabled": False},
+    }
+    path = tmp_path / "cifar-tiny.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    code, _, err = run_grid("--study", path, "--data", root, "--out", out, "--n-jobs", "1", "--quiet")
+    assert code == 0, err
+    runs = pd.read_parquet(out / "runs")
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+    predictions = pd.read_parquet(out / "predictions")
+    per_run = predictions.groupby("run_id").size()
+    assert (per_run == N_TEST * 10).all()  # one row per test example and class
+    provenance = yaml.safe_load((out / "data.json").read_text())
+    assert provenance["input_shape"] == [3, 32, 32] and provenance["info"]["source"] == "cifar10"
+    assert provenance["class_counts"]["test"] == dict.fromkeys(CLASS_NAMES, 3)

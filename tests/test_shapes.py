@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from downscalexr.data.registry import dataset_options, load_dataset
 from downscalexr.data.synthetic import SHAPE_CLASSES, ShapeImages, ShapesTask, make_shapes_splits
@@ -113,3 +115,26 @@ def test_registered_with_its_options_and_a_subset_of_classes():
     data = load_dataset("shapes", seed=0, **SMALL, classes=["disc", "ring", "cross", "saltire"])
     assert data.class_names == ("disc", "ring", "cross", "saltire") and data.y_test.max() == 3
     assert ShapesTask(images=ShapeImages(classes=["ring", "disc"])).images.classes == ("ring", "disc")
+
+
+def test_a_grid_runs_a_study_on_it_without_data(tmp_path, run_grid):
+    study = {
+        "name": "shapes-tiny",
+        "dataset": "shapes",
+        "data": {"n_train": 60, "n_val": 20, "n_test": 30, "classes": ["disc", "ring", "square"]},
+        "model": "lenet",
+        "model_options": {"channels": [4, 8], "kernel_size": 3},
+        "variants": ["maxpool"],
+        "reference": "maxpool",
+        "fractions": [0.5, 1.0],
+        "seeds": [0],
+        "train": {"epochs": 1, "batch_size": 16},
+        "latency": {"enabled": False},
+    }
+    path = tmp_path / "shapes-tiny.yaml"
+    path.write_text(yaml.safe_dump(study))
+    code, _, err = run_grid("--study", path, "--out", tmp_path / "out", "--n-jobs", "1", "--quiet")
+    assert code == 0, err
+    runs = pd.read_parquet(tmp_path / "out" / "runs")
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"} and set(runs["dataset"]) == {"shapes"}
+    assert len(pd.read_parquet(tmp_path / "out" / "predictions")) == 2 * 30 * 3  # runs x examples x classes

@@ -7,6 +7,10 @@ and the background is a per-channel level plus smooth texture and pixel noise, s
 intensity statistic separates the classes. Pairs that differ in fine detail (disc / ring, square / frame,
 hstripes / vstripes after a coarse downsampling) make the task hard for a small network at 32 x 32.
 
+Difficulty, measured with the defaults (10 classes, 32 x 32): LeNet (16/32 channels) trained 15 epochs
+(batch 32, Adam 0.002) reached test accuracy 68-84 % on 1,000 training images (avgpool 68 / 84,
+maxpool 82 / 84, strided 67 / 73 for seeds 0 / 1) and 17-52 % on 250 (chance is 10 %).
+
 Shapes are rasterised with 4 x 4 supersampling (anti-aliased edges): ``coverage`` in [0, 1] per pixel,
 image = ``(1 - coverage) * background + coverage * colour``. The ground-truth mask is ``coverage > 0``.
 """
@@ -93,9 +97,9 @@ class ShapeImages:
 
     classes: tuple[str, ...] = SHAPE_CLASSES
     image_size: int = 32
-    shape_size: tuple[float, float] = (5.0, 9.0)
+    shape_size: tuple[float, float] = (6.0, 10.0)
     rotation: float = 15.0
-    contrast: tuple[float, float] = (0.35, 0.7)
+    contrast: tuple[float, float] = (0.4, 0.8)
     background: tuple[float, float] = (0.2, 0.8)
     texture_amplitude: float = 0.03
     texture_correlation: float = 1.5
