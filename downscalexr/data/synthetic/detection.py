@@ -121,12 +121,12 @@ def _segments(n: int, y: np.ndarray, rng: np.random.Generator, p: DetectionImage
     """Every segment's parameters, ``(N, max segments)`` each; ``active`` marks the drawn ones."""
     size, (s_lo, s_hi), k = p.image_size, p.segments_per_image, p.window
     shape = (n, s_hi)
-    count_ = rng.integers(s_lo, s_hi + 1, size=(n, 1))
+    n_segments = rng.integers(s_lo, s_hi + 1, size=(n, 1))
     kind = np.asarray(p.edge_types)[rng.integers(0, len(p.edge_types), size=shape)]
     diagonal = rng.choice(np.asarray(p.diagonal_angles, dtype=np.float64), size=shape)
     free = rng.uniform(0.0, 180.0, size=shape)
     out = {  # the draws below happen in this order
-        "active": (np.arange(s_hi) < count_) & (y[:, None] == 1),
+        "active": (np.arange(s_hi) < n_segments) & (y[:, None] == 1),
         "angle": np.select(
             [kind == "vertical", kind == "diagonal", kind == "any"], [90.0, diagonal, free], 0.0
         ),
@@ -146,7 +146,7 @@ def _detection_batch(n: int, prevalence: float, rng: np.random.Generator, p: Det
     size, s_hi, k = p.image_size, p.segments_per_image[1], p.window
     n_pos = round_half_up(n * prevalence)
     y = balanced_labels(rng, [n - n_pos, n_pos])
-    seg_p = _segments(n, y, rng, p)
+    segs = _segments(n, y, rng, p)
     background = rng.uniform(*p.background_intensity, size=n).astype(np.float32)
     hidden_below = ndtri(p.occlusion) if p.occlusion > 0 else -np.inf
     steps = np.arange(k)
@@ -161,13 +161,13 @@ def _detection_batch(n: int, prevalence: float, rng: np.random.Generator, p: Det
             hider = correlated_noise(rng, b * s_hi, k, p.occlusion_correlation).reshape(b, s_hi, k, k)
             visible = (hider > hidden_below).astype(np.float32)
         for m in range(s_hi):
-            local = np.flatnonzero(seg_p["active"][sl, m])  # (A,) images of the chunk with segment m
+            local = np.flatnonzero(segs["active"][sl, m])  # (A,) images of the chunk with segment m
             i = local + sl.start
-            corner, centre = seg_p["corner"][:, i, m, None], seg_p["centre"][:, i, m, None]
+            corner, centre = segs["corner"][:, i, m, None], segs["centre"][:, i, m, None]
             cols, rows = corner[0] + steps, corner[1] + steps  # (A, K)
             dx, dy = cols + 0.5 - centre[0], rows + 0.5 - centre[1]
-            seg = _segment_profile(dx, dy, seg_p["angle"][i, m], seg_p["length"][i, m], seg_p["width"][i, m])
-            seg *= seg_p["contrast"][i, m, None, None]  # (A, K, K)
+            seg = _segment_profile(dx, dy, segs["angle"][i, m], segs["length"][i, m], segs["width"][i, m])
+            seg *= segs["contrast"][i, m, None, None]  # (A, K, K)
             if p.occlusion > 0:
                 seg *= visible[local, m]
             img[local[:, None, None], rows[:, :, None], cols[:, None, :]] += seg
