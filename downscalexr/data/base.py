@@ -14,6 +14,8 @@ class ImageSplits:
     Images are float32 ``N x C x H x W`` (C = 1 for grayscale) scaled to roughly [0, 1];
     labels are int64 ``N``. For binary tasks label 1 is the positive (abnormal) class.
     ``info`` carries provenance (generator parameters, file hashes, how the validation split was made).
+    ``masks_test`` (synthetic data only, else None) is bool ``N_test x H x W``: the pixels where the
+    generator planted each test image's signal (edge, segment, shape), for localisation scores.
     """
 
     x_train: torch.Tensor
@@ -24,6 +26,7 @@ class ImageSplits:
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     info: dict = field(default_factory=dict)
+    masks_test: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "val", "test"):
@@ -36,6 +39,10 @@ class ImageSplits:
                 raise ValueError(
                     f"y_{split} must be int64 of length {len(x)}, got {y.dtype} {tuple(y.shape)}"
                 )
+        masks, want = self.masks_test, (len(self.x_test), *self.x_test.shape[2:])
+        if masks is not None and (masks.dtype != torch.bool or tuple(masks.shape) != want):
+            got = f"{masks.dtype} {tuple(masks.shape)}"
+            raise ValueError(f"masks_test must be bool of shape {want} (N_test x H x W), got {got}")
 
     @property
     def num_classes(self) -> int:
@@ -66,4 +73,5 @@ def standardized(splits: ImageSplits, index: torch.Tensor | None = None) -> Imag
         splits.y_test,
         class_names=splits.class_names,
         info=info,
+        masks_test=splits.masks_test,
     )

@@ -13,18 +13,36 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from downscalexr.data.base import ImageSplits
 from downscalexr.data.synthetic import apply_permutation, pixel_permutation
 
 PERMUTE_OPTIONS = ("permute", "permutation_seed")
 
-# name -> (module, function, whether the training pool depends on the cell seed)
-_DATASETS: dict[str, tuple[str, str, bool]] = {
-    "detection": ("downscalexr.data.synthetic", "make_detection_splits", True),
-    "edges": ("downscalexr.data.synthetic", "make_edges_splits", True),
-    "folder": ("downscalexr.data.folder", "load_folder", False),
-    "npz": ("downscalexr.data.npz", "load_npz", False),
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a data set's loader lives.
+
+    ``seed_dependent``: the training pool changes with the cell seed (synthetic data, cached per seed).
+    ``task``: for a synthetic generator, its task class (in the same module), whose ``option_names``
+    are the options; a real-data loader's options are its keyword parameters.
+    """
+
+    module: str
+    function: str
+    seed_dependent: bool
+    task: str | None = None
+
+
+_DATASETS: dict[str, _Entry] = {
+    "detection": _Entry("downscalexr.data.synthetic", "make_detection_splits", True, "DetectionTask"),
+    "edges": _Entry("downscalexr.data.synthetic", "make_edges_splits", True, "EdgesTask"),
+    "shapes": _Entry("downscalexr.data.synthetic", "make_shapes_splits", True, "ShapesTask"),
+    "cifar10": _Entry("downscalexr.data.cifar", "load_cifar10", False),
+    "folder": _Entry("downscalexr.data.folder", "load_folder", False),
+    "npz": _Entry("downscalexr.data.npz", "load_npz", False),
 }
 
 
@@ -33,32 +51,42 @@ def list_datasets() -> list[str]:
     return list(_DATASETS)
 
 
-def dataset_loader(name: str) -> Callable[..., ImageSplits]:
-    """The loader function of data set ``name``."""
+def _entry(name: str) -> _Entry:
     try:
-        module, function, _ = _DATASETS[name]
+        return _DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(_DATASETS)}") from None
-    return getattr(importlib.import_module(module), function)
+
+
+def dataset_loader(name: str) -> Callable[..., ImageSplits]:
+    """The loader function of data set ``name``."""
+    entry = _entry(name)
+    return getattr(importlib.import_module(entry.module), entry.function)
 
 
 def seed_dependent(name: str) -> bool:
     """Whether the data of ``name`` change with the cell seed (so are cached per seed)."""
-    dataset_loader(name)
-    return _DATASETS[name][2]
+    return _entry(name).seed_dependent
+
+
+def _own_options(name: str) -> list[str]:
+    """The options the loader itself takes (a synthetic task's names, or the loader's parameters)."""
+    entry = _entry(name)
+    if entry.task is not None:
+        return getattr(importlib.import_module(entry.module), entry.task).option_names()
+    params = list(inspect.signature(dataset_loader(name)).parameters)
+    return [p for p in ["path", *params[1:]] if p not in ("seed", "test_seed")]  # data location first
 
 
 def dataset_options(name: str) -> list[str]:
     """Option names ``load_dataset(name, ...)`` accepts (besides ``seed`` and ``test_seed``)."""
-    params = list(inspect.signature(dataset_loader(name)).parameters)
-    if not seed_dependent(name):
-        params = ["path", *params[1:]]  # real-data loaders take the data location first
-    params += [p for p in PERMUTE_OPTIONS if p not in params]
-    return [p for p in params if p not in ("seed", "test_seed")]
+    params = _own_options(name)
+    return params + [p for p in PERMUTE_OPTIONS if p not in params]
 
 
 def permute_splits(splits: ImageSplits, seed: int) -> ImageSplits:
-    """``splits`` with the pixels of every image shuffled by one fixed :func:`pixel_permutation`.
+    """``splits`` with the pixels of every image (and test mask) shuffled by one fixed
+    :func:`pixel_permutation`.
 
     Raises
     ------
@@ -71,6 +99,7 @@ def permute_splits(splits: ImageSplits, seed: int) -> ImageSplits:
         shown = ", ".join(f"{a}x{b}" for a, b in sorted(sides))
         raise ValueError(f"pixel permutation needs square images of one size, got {shown}; resize the data")
     perm = pixel_permutation(h, seed)[0]
+    masks = splits.masks_test
     return ImageSplits(
         apply_permutation(splits.x_train, perm),
         splits.y_train,
@@ -80,6 +109,7 @@ def permute_splits(splits: ImageSplits, seed: int) -> ImageSplits:
         splits.y_test,
         class_names=splits.class_names,
         info=splits.info | {"permute": True, "permutation_seed": seed},
+        masks_test=None if masks is None else apply_permutation(masks[:, None], perm)[:, 0],
     )
 
 
@@ -91,7 +121,7 @@ def load_dataset(name: str, *, seed: int, test_seed: int = 0, **options) -> Imag
         valid = ", ".join(dataset_options(name))
         raise ValueError(f"data set {name!r}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
     options = dict(options)
-    own = set(inspect.signature(loader).parameters)
+    own = set(_own_options(name))
     permute = {k: options.pop(k) for k in PERMUTE_OPTIONS if k in options and k not in own}
     if seed_dependent(name):
         data = loader(seed=seed, test_seed=test_seed, **options)
