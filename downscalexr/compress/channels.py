@@ -6,7 +6,8 @@ columns of the dense layer after the flatten) and therefore FLOPs, parameters an
 traces the model, finds every layer coupled to a channel and cuts them together.
 
 Each convolution (groups = 1) loses the ``round(ratio * C)`` output channels of smallest L1 filter norm,
-ranked within the layer (so the proportions of the architecture are kept). The dense head is not
+ranked within the layer (so the proportions of the architecture are kept) on the trained weights before
+any cut. The dense head is not
 narrowed. Afterwards the result is *verified*: the pruned model must compute what the original computes
 when the consumers' weights on the removed channels are zeroed, so a coupling the tracer missed is
 caught here, not in the results.
@@ -26,6 +27,7 @@ Operators Torch-Pruning 1.6 cannot handle (found on the default LeNet; each case
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -105,15 +107,20 @@ def prune_channels(
     names = {module: name for name, module in model.named_modules()}
     before = {name: conv.out_channels for name, conv in convs}
     alive_in = {m: list(range(m.weight.shape[1])) for m in names if isinstance(m, (nn.Conv2d, nn.Linear))}
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
+    # rank every filter on the trained model before any cut, so the order of the cuts does not matter
+    norms = {name: conv.weight.detach().abs().sum(dim=(1, 2, 3)) for name, conv in convs}  # (C_out,) each
+    with warnings.catch_warnings():
+        # operator parameters outside a layer (mixedpool's scalar mixing weight) draw a warning that
+        # Torch-Pruning may cut them; a scalar has nothing to cut, and _verify catches any real mistake
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
     for name, conv in convs:
         if conv.out_channels != before[name]:
             continue  # already cut as part of a coupled group
         n = channels_to_remove(conv.out_channels, ratio)
         if n == 0:
             continue
-        norms = conv.weight.detach().abs().sum(dim=(1, 2, 3))  # (C_out,)
-        idxs = sorted(torch.argsort(norms, stable=True)[:n].tolist())
+        idxs = sorted(torch.argsort(norms[name], stable=True)[:n].tolist())
         group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=idxs)
         if not graph.check_pruning_group(group):
             raise UnsupportedCompression(f"removing {n} channels of {name!r} would empty a coupled layer")
