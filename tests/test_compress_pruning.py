@@ -102,7 +102,9 @@ def test_masks_are_permanent_and_parent_untouched() -> None:
     parent = small_lenet()
     state = {k: v.clone() for k, v in parent.state_dict().items()}
     pruned, facts = apply_compression("prune_l1_50", parent, seed=0, input_shape=INPUT)
-    assert set(pruned.state_dict()) == set(state)  # no weight_orig / weight_mask
+    assert list(pruned.state_dict()) == list(
+        state
+    )  # same keys in the same order: no weight_orig / weight_mask
     assert not any(hasattr(m, "weight_mask") for m in pruned.modules())
     assert all(torch.equal(parent.state_dict()[k], v) for k, v in state.items())
     n_params = sum(p.numel() for p in parent.parameters())

@@ -87,11 +87,15 @@ def prune_global_l1(
     if not layers:
         raise UnsupportedCompression(f"the model has no weights in pruning scope {scope!r}")
     targets = [(m, "weight") for m in layers.values()]
+    orders = [list(m._parameters) for m in layers.values()]
     for index in range(rounds):
         # each call ranks the weights still alive: PyTorch combines the new mask with the old one
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
         if between_rounds is not None:
             between_rounds(model, index)
-    for module, name in targets:
+    for (module, name), order in zip(targets, orders, strict=True):
         prune.remove(module, name)
+        # remove() re-registers the weight after the bias; restore the order so the state dict's keys
+        # come in the parent's order (anything reading parameters by position sees the same layout)
+        module._parameters = type(module._parameters)((key, module._parameters[key]) for key in order)
     return layers
