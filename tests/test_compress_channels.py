@@ -56,7 +56,9 @@ def test_removed_channels_are_those_of_smallest_l1_norm() -> None:
     assert pruned.conv2.weight.shape[1] == 7
 
 
-@pytest.mark.parametrize("op", ["avgpool", "maxpool", "strided", "subsample", "lppool", "mixedpool"])
+@pytest.mark.parametrize(
+    "op", ["avgpool", "maxpool", "strided", "subsample", "lppool", "mixedpool", "blurpool", "maxblurpool"]
+)
 def test_supported_operators_prune_and_match_the_masked_original(op: str) -> None:
     parent = small_lenet(op)
     pruned, facts = apply_compression("prune_channels_30", parent, seed=0, input_shape=INPUT)
@@ -76,7 +78,7 @@ def test_supported_operators_prune_and_match_the_masked_original(op: str) -> Non
         assert torch.allclose(pruned(x), reference(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("op", ["blurpool", "maxblurpool", "aps", "softpool", "spacetodepth"])
+@pytest.mark.parametrize("op", ["aps", "softpool", "spacetodepth"])
 def test_unprunable_operators_are_unsupported_with_reason(op: str) -> None:
     x = torch.randn(16, *INPUT, generator=torch.Generator().manual_seed(0))
     y = (x.mean(dim=(1, 2, 3)) > 0).long()
@@ -92,9 +94,11 @@ def test_mlp_has_no_channels_to_prune() -> None:
 
 
 @pytest.mark.parametrize("op", ["blurpool", "spacetodepth"])
-def test_blocklist_entries_are_real_failures(op: str, monkeypatch) -> None:
-    # Without the list, Torch-Pruning's cut of these operators breaks the model; the check catches it.
+def test_blocklist_and_blur_pruner_are_needed(op: str, monkeypatch) -> None:
+    # Without the list (spacetodepth) or the blur filter's pruner (blurpool), Torch-Pruning's cut breaks
+    # the model; the forward check catches it.
     monkeypatch.setattr(channels_module, "UNPRUNABLE", {})
+    monkeypatch.setattr(channels_module, "_customized_pruners", lambda tp: {})
     with pytest.raises(UnsupportedCompression, match="fails its forward pass"):
         prune_channels(small_lenet(op).eval(), 0.3, INPUT, seed=0)
 

@@ -12,10 +12,12 @@ narrowed. Afterwards the result is *verified*: the pruned model must compute wha
 when the consumers' weights on the removed channels are zeroed, so a coupling the tracer missed is
 caught here, not in the results.
 
+``blurpool`` / ``maxblurpool`` hold their fixed depthwise blur filter as a ``(C, 1, k, k)`` buffer that
+the tracer does not see (it kept the old channel count and the forward failed); a small customised
+pruner (:func:`_customized_pruners`) tells Torch-Pruning to cut that buffer's rows with the channels.
+
 Operators Torch-Pruning 1.6 cannot handle (found on the default LeNet; each case gives its reason):
 
-- ``blurpool`` / ``maxblurpool``: the fixed depthwise blur filter is a ``(C, 1, k, k)`` buffer that the
-  tracer does not see, so it keeps the old channel count and the forward fails.
 - ``aps`` / ``softpool``: they reshape every channel into 2x2 windows ``(B, C, h, 2, w, 2)``; the
   tracer's index mapping for that reshape did not finish (over 100 s and 20 GB of memory), so these
   are refused before tracing.
@@ -43,8 +45,6 @@ _WINDOW_RESHAPE = (
     "that reshape does not finish (over 100 s and 20 GB on the default LeNet)"
 )
 UNPRUNABLE = {
-    BlurPool2d: "its depthwise blur filter is a fixed (C, 1, k, k) buffer that Torch-Pruning does not "
-    "trace, so after removing channels the filter keeps the old channel count and the forward fails",
     AdaptivePolyphase2d: _WINDOW_RESHAPE,
     SoftPool2d: _WINDOW_RESHAPE,
     SpaceToDepth2d: "pixel_unshuffle sends channel c to channels 4c..4c+3 of the 1x1 mix convolution, "
@@ -113,7 +113,9 @@ def prune_channels(
         # operator parameters outside a layer (mixedpool's scalar mixing weight) draw a warning that
         # Torch-Pruning may cut them; a scalar has nothing to cut, and _verify catches any real mistake
         warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
+        graph = tp.DependencyGraph().build_dependency(
+            model, example_inputs=torch.zeros(1, *input_shape), customized_pruners=_customized_pruners(tp)
+        )
     for name, conv in convs:
         if conv.out_channels != before[name]:
             continue  # already cut as part of a coupled group
@@ -131,6 +133,26 @@ def prune_channels(
         group.prune()
     _verify(reference, model, input_shape, seed)
     return {name: (before[name], conv.out_channels) for name, conv in convs}
+
+
+def _customized_pruners(tp) -> dict:
+    """Torch-Pruning handlers for our operators with per-channel state: :class:`BlurPool2d`'s filter rows."""
+
+    class BlurPoolPruner(tp.pruner.BasePruningFunc):
+        def prune_out_channels(self, layer: BlurPool2d, idxs: list[int]) -> BlurPool2d:
+            keep = sorted(set(range(layer.channels)) - set(idxs))
+            layer.filter = layer.filter[keep].contiguous()  # (C', 1, k, k), still a non-persistent buffer
+            layer.channels = len(keep)
+            return layer
+
+        prune_in_channels = prune_out_channels  # in and out channels are the same (depthwise)
+
+        def get_out_channels(self, layer: BlurPool2d) -> int:
+            return layer.channels
+
+        get_in_channels = get_out_channels
+
+    return {BlurPool2d: BlurPoolPruner()}
 
 
 @torch.no_grad()
