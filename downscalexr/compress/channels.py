@@ -7,10 +7,9 @@ traces the model, finds every layer coupled to a channel and cuts them together.
 
 Each convolution (groups = 1) loses the ``round(ratio * C)`` output channels of smallest L1 filter norm,
 ranked within the layer (so the proportions of the architecture are kept) on the trained weights before
-any cut. The dense head is not
-narrowed. Afterwards the result is *verified*: the pruned model must compute what the original computes
-when the consumers' weights on the removed channels are zeroed, so a coupling the tracer missed is
-caught here, not in the results.
+any cut. The dense head is not narrowed. Afterwards the result is *verified*: the pruned model must
+compute what the original computes when the consumers' weights on the removed channels are zeroed, so
+a coupling the tracer missed is caught here, not in the results.
 
 ``blurpool`` / ``maxblurpool`` hold their fixed depthwise blur filter as a ``(C, 1, k, k)`` buffer that
 the tracer does not see (it kept the old channel count and the forward failed); a small customised
@@ -19,8 +18,8 @@ pruner (:func:`_customized_pruners`) tells Torch-Pruning to cut that buffer's ro
 Operators Torch-Pruning 1.6 cannot handle (found on the default LeNet; each case gives its reason):
 
 - ``aps`` / ``softpool``: they reshape every channel into 2x2 windows ``(B, C, h, 2, w, 2)``; the
-  tracer's index mapping for that reshape did not finish (over 100 s and 20 GB of memory), so these
-  are refused before tracing.
+  tracer's index mapping for that reshape did not finish in 100 s (one run grew past 20 GB of memory
+  in about ten minutes), so these are refused before tracing.
 - ``spacetodepth``: ``pixel_unshuffle`` sends channel ``c`` to channels ``4c .. 4c+3`` of the 1x1 mix
   convolution; the tracer maps it one to one and the mix convolution gets the wrong width.
 - a model without convolutions (the MLP) has no channels to remove.
@@ -42,7 +41,7 @@ from downscalexr.layers.space_to_depth import SpaceToDepth2d
 
 _WINDOW_RESHAPE = (
     "reshapes each channel into 2x2 windows (B, C, h, 2, w, 2), and Torch-Pruning's index mapping for "
-    "that reshape does not finish (over 100 s and 20 GB on the default LeNet)"
+    "that reshape does not finish (over 100 s, growing past 20 GB, on the default LeNet)"
 )
 UNPRUNABLE = {
     AdaptivePolyphase2d: _WINDOW_RESHAPE,
