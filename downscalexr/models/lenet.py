@@ -8,6 +8,10 @@
 ``down`` comes from :mod:`downscalexr.layers.downsample`. For ``strided`` the convolution takes
 stride 2 and ``down`` is the identity, so every variant ends at the same (H2, W2) and the head has the
 same shape. The file has no I/O and no randomness: weights are drawn by :func:`downscalexr.models.init`.
+
+Every activation is an ``nn.ReLU`` module, registered right after its convolution or linear layer, so
+:mod:`downscalexr.compress` can fuse and quantize the model (``quant_fuse_groups``) without changing
+its float results or its state dict.
 """
 
 from __future__ import annotations
@@ -67,9 +71,13 @@ class LeNet(nn.Module):
         op = get_downsample(downsample)
         self.downsample_name = op.name
         c1, c2 = channels
+        # ReLU as modules (not torch.relu in forward) so quantization can fuse conv + ReLU; they hold no
+        # state, so the state dict's keys and the seeded initial weights are as before.
         self.conv1 = nn.Conv2d(in_channels, c1, kernel_size, stride=op.conv_stride, padding=padding)
+        self.act1 = nn.ReLU()
         self.down1 = op.module(c1)
         self.conv2 = nn.Conv2d(c1, c2, kernel_size, stride=op.conv_stride, padding=padding)
+        self.act2 = nn.ReLU()
         self.down2 = op.module(c2)
         side = self._feature_side(in_channels, input_size)
         if side < 1:
@@ -98,8 +106,23 @@ class LeNet(nn.Module):
         return out.shape[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.down1(torch.relu(self.conv1(x)))  # (B, c1, H1, W1)
-        return self.down2(torch.relu(self.conv2(x)))  # (B, c2, H2, W2)
+        x = self.down1(self.act1(self.conv1(x)))  # (B, c1, H1, W1)
+        return self.down2(self.act2(self.conv2(x)))  # (B, c2, H2, W2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))  # (B, num_outputs)
+
+    def quant_fuse_groups(self) -> list[list[str]]:
+        """Names of the (layer, ReLU) pairs that quantization may fuse, in forward order."""
+        groups = [["conv1", "act1"], ["conv2", "act2"]]
+        return groups + relu_pairs(self.head, "head")
+
+
+def relu_pairs(seq: nn.Sequential, prefix: str) -> list[list[str]]:
+    """Names ``[prefix.i, prefix.i+1]`` of each conv or linear layer of ``seq`` followed by a ReLU."""
+    layers = list(seq)
+    return [
+        [f"{prefix}.{i}", f"{prefix}.{i + 1}"]
+        for i in range(len(layers) - 1)
+        if isinstance(layers[i], (nn.Conv2d, nn.Linear)) and isinstance(layers[i + 1], nn.ReLU)
+    ]

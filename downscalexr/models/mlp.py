@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from downscalexr.models.lenet import relu_pairs
 from downscalexr.models.profile import count_params
 from downscalexr.models.registry import create_model, register_model
 
@@ -63,6 +64,10 @@ class MLP(nn.Module):
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"MLP expects inputs of shape (B, {self.input_shape}), got {tuple(x.shape)}")
         return self.net(x)  # (B, num_outputs)
+
+    def quant_fuse_groups(self) -> list[list[str]]:
+        """Names of the (Linear, ReLU) pairs that quantization may fuse, in forward order."""
+        return relu_pairs(self.net, "net")
 
 
 def mlp_param_count(in_features: int, hidden: Sequence[int], num_outputs: int) -> int:
