@@ -14,6 +14,8 @@ are rejected with a message that names the key and lists the valid ones. Built-i
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,8 +37,26 @@ AXES = (
 )  # fmt: skip
 
 
+# A study's name is a directory name under the results root: no separators, no "..", no hidden names.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# YAML 1.1 (PyYAML) reads ``1e-3`` as text; YAML 1.2 and every user read it as a number.
+_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 class SpecError(ValueError):
     """A study file or override is malformed; the message names the key and the valid choices."""
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` (no dot before the exponent) as the number it means."""
+
+
+_StudyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITHOUT_DOT, list("-+0123456789"))
+
+
+def read_yaml(text: str):
+    """Parse a study file's text: PyYAML's safe loader, but ``lr: 1e-3`` is the float 0.001."""
+    return yaml.load(text, Loader=_StudyLoader)
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,12 @@ class StudySpec:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not NAME.match(self.name) or ".." in self.name:
+            raise SpecError(
+                f"study name {self.name!r} is not a plain name: it becomes the folder results/<name>, so "
+                "use letters, digits, '.', '_' and '-' (no '/', no '..', not starting with '.'); set "
+                "`name:` in the study file (it defaults to the file's name) or give --out"
+            )
         if not self.variants:
             raise SpecError("variants must name at least one downsampling operator")
         for f in self.fractions:
@@ -197,8 +223,10 @@ class StudySpec:
             raise SpecError("seeds must hold at least one seed")
         if any(s < 0 for s in self.seeds):
             raise SpecError(f"seeds must be non-negative, got {list(self.seeds)}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise SpecError(f"seeds repeat: {list(self.seeds)}")
+        for axis in ("seeds", "variants", "fractions", "transforms"):
+            levels = getattr(self, axis)
+            if len(set(levels)) != len(levels):
+                raise SpecError(f"{axis} repeat: {list(levels)}; list each level once")
         unknown = sorted(set(self.transforms) - {"none"})
         if unknown:
             raise SpecError(f"unknown transforms {unknown}; choose from none")
@@ -214,6 +242,8 @@ class StudySpec:
         if NO_VARIANT in self.variants:
             raise SpecError(f"variants: {NO_VARIANT!r} is reserved for models without downsampling")
         for m in self.models:
+            if len(set(m.variants)) != len(m.variants):
+                raise SpecError(f"models: {m.name} variants repeat: {list(m.variants)}; list each once")
             if m.name in NO_DOWNSAMPLING and m.variants not in ((), (NO_VARIANT,)):
                 raise SpecError(
                     f"models: {m.name} has no downsampling operator; its variants must be "
@@ -320,19 +350,18 @@ def design_differences(old: StudySpec, new: StudySpec) -> list[str]:
 def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
     """Load a built-in study by name or a YAML file by path, then apply ``overrides`` (top-level keys).
 
+    A built-in study's name (``smoke``) always means the packaged study, even when a file or folder of
+    that name lies in the working directory; a file is given as a path (``./smoke.yaml``,
+    ``studies/smoke``). See :func:`study_file`.
+
     Raises
     ------
     SpecError
         Unknown study, unreadable YAML, unknown keys or wrong types.
     """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = STUDIES_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            known = ", ".join(list_studies())
-            raise SpecError(f"unknown study {str(name_or_path)!r}; choose from {known} or give a YAML path")
+    path = study_file(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"cannot read study file {path}: {exc}") from None
     if not isinstance(raw, dict):
@@ -340,6 +369,28 @@ def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
     raw.setdefault("name", path.stem)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(StudySpec, raw, where=str(path))
+
+
+def study_file(name_or_path: str | Path) -> Path:
+    """The YAML file a ``--study`` argument names.
+
+    A bare built-in name resolves to ``experiments/studies/<name>.yaml`` whatever lies in the working
+    directory; anything else is a path. A bare word that is neither a built-in name nor a file is an
+    unknown study.
+    """
+    text = str(name_or_path)
+    bare = isinstance(name_or_path, str) and os.sep not in text and "/" not in text
+    if bare and text in list_studies():
+        return STUDIES_DIR / f"{text}.yaml"
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise SpecError(f"study {text!r} is a folder; give a built-in study name or a YAML file")
+    if bare and not path.suffix:
+        known = ", ".join(list_studies())
+        raise SpecError(f"unknown study {text!r}; choose from {known} or give a YAML path")
+    raise SpecError(f"cannot read study file {path}: no such file")
 
 
 def list_studies() -> list[str]:
