@@ -338,4 +338,3 @@ def write_json(path: Path, payload: dict) -> None:
 def move_aside(paths: StudyPaths, path: Path, reason: str) -> str:
     """Move a damaged provenance file (``environment.json``) to ``quarantine/`` rather than overwrite it."""
     return _quarantine(paths, "provenance", path, reason)
-
