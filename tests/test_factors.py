@@ -421,9 +421,15 @@ def test_spec_files_of_this_version_are_compared_by_design(tmp_path):
     raw["train"] = {k: v for k, v in raw["train"].items() if k != "fused"}  # a default added later
     paths.spec.write_text(yaml.safe_dump(raw))
     check_same_design(paths, spec)  # no error
+    # one stored ok cell, which other model options would change: refused
+    cell = cells_of(spec)[0]
+    blank = {"string": "x", "int64": 0, "float64": 0.5, "boolean": False}
+    row = {c: blank[d] for c, d in schema.RUNS.items()} | dataclasses.asdict(cell)
+    row |= {"run_id": run_id(spec, cell), "status": "ok", "location_shift": math.nan}
+    stored = schema.conform("runs", pd.DataFrame([row]))
     with pytest.raises(UsageError, match="models.lenet"):
         check_same_design(
-            paths, from_dict(StudySpec, spec.to_dict() | {"model_options": {"channels": [2, 4]}})
+            paths, from_dict(StudySpec, spec.to_dict() | {"model_options": {"channels": [2, 4]}}), stored
         )
 
 
