@@ -377,8 +377,8 @@ def test_dask_workers_get_the_allocator_and_thread_settings():
     pytest.importorskip("distributed")
     import os
 
-    from experiments._worker import worker_environment
     from experiments._dispatch import _dask_backend
+    from experiments._worker import worker_environment
 
     wanted = worker_environment()
     with _dask_backend(None, 1) as client:
