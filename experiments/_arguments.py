@@ -77,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n-jobs", type=int, default=None, help="worker processes (default: all cores); 1 runs in-process"
     )
-    parser.add_argument("--backend", choices=("loky", "dask"), default="loky", help="joblib backend")
+    parser.add_argument(
+        "--backend",
+        choices=("processes", "loky", "dask"),
+        default="processes",
+        help="processes: the grid's worker processes on this machine (loky: the same, its former name); "
+        "dask: a dask cluster through joblib",
+    )
     parser.add_argument(
         "--scheduler", default=None, help="dask scheduler address tcp://host:port (default: a local cluster)"
     )

@@ -24,9 +24,10 @@ from experiments.store import StudyPaths
 
 @dataclass(frozen=True)
 class Backend:
-    """Where cells run: ``n_jobs`` processes of ``name`` (``loky`` means the grid's own worker pool)."""
+    """Where cells run: ``n_jobs`` of the grid's worker processes (``processes``; ``loky`` is its former
+    name) or dask workers (``dask``)."""
 
-    name: str = "loky"
+    name: str = "processes"
     n_jobs: int = 1
     scheduler: str | None = None
     progress: bool = False

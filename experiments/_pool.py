@@ -10,24 +10,29 @@ task in flight fails. Here each worker has its own pipe and runs one item at a t
   kills the workers now (their items are simply not stored);
 - workers die with the runner: on Linux the kernel sends them SIGKILL when their parent dies
   (``PR_SET_PDEATHSIG``), and a watcher thread does the same elsewhere, so no worker outlives a
-  SIGKILL-ed runner and keeps writing cells. Workers ignore SIGINT and SIGTERM (a Ctrl-C reaches the
-  whole process group): the runner decides whether running cells finish or are cancelled.
+  SIGKILL-ed runner and keeps writing cells. Workers run in sessions of their own and ignore SIGINT
+  and SIGTERM, so a terminal's Ctrl-C (sent to the runner's process group) reaches the runner only:
+  it decides whether running cells finish or are cancelled.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -55,21 +60,33 @@ class WorkerError(RuntimeError):
 
 
 class _Worker:
-    """One process with its own pipe; ``item`` is what it runs now (None when idle)."""
+    """One process with its own pipe; ``item`` is what it runs now (None when idle).
 
-    def __init__(self, context, task: Callable) -> None:
-        here, there = context.Pipe(duplex=True)
-        self.process = context.Process(target=_serve, args=(there, os.getpid(), task), daemon=True)
-        # A Ctrl-C during the worker's imports would print its traceback: the worker starts with
-        # SIGINT/SIGTERM blocked (the mask survives exec) and ignores them before unblocking.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    Started as ``python -m experiments._pool`` in a session of its own, so that a terminal's Ctrl-C
+    (sent to the runner's process group) never reaches it: the runner decides what its cells do.
+    """
+
+    def __init__(self, task: Callable) -> None:
+        here, there = multiprocessing.Pipe(duplex=True)
+        root = str(Path(__file__).resolve().parent.parent)  # import the runner's own code
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        target = f"{task.__module__}:{task.__qualname__}"
         try:
-            self.process.start()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "experiments._pool", str(there.fileno()), str(os.getpid()), target],
+                pass_fds=(there.fileno(),),
+                env=os.environ | {"PYTHONPATH": path},
+                start_new_session=True,
+            )
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        there.close()
+            there.close()
         self.conn = here
         self.item: Any = None
+
+    @property
+    def exitcode(self) -> int | None:
+        """``-signal`` when killed, like :attr:`multiprocessing.Process.exitcode`."""
+        return self.process.poll()
 
 
 class WorkerPool:
@@ -88,7 +105,6 @@ class WorkerPool:
     def __init__(self, n_workers: int, task: Callable, args_of: Callable[[Any], tuple]) -> None:
         self.n_workers = n_workers
         self._task, self._args_of = task, args_of
-        self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._stopping = self._cancelled = False
 
@@ -123,20 +139,20 @@ class WorkerPool:
                 busy = [w for w in self._workers if w.item is not None]
                 if not busy:
                     return
-                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.1))
+                ready = set(wait([w.conn for w in busy], timeout=0.1))  # a result, or EOF when it died
                 for worker in busy:
-                    if worker.conn in ready or worker.process.sentinel in ready:
+                    if worker.conn in ready:
                         yield from self._collect(worker)
         finally:
             self.close()
 
     def _dispatch(self, pending: deque) -> None:
-        for worker in [w for w in self._workers if w.item is None and not w.process.is_alive()]:
+        for worker in [w for w in self._workers if w.item is None and w.exitcode is not None]:
             self._workers.remove(worker)  # died while idle: nothing of ours was running in it
         while pending:
             idle = next((w for w in self._workers if w.item is None), None)
             if idle is None and len(self._workers) < self.n_workers:
-                idle = _Worker(self._context, self._task)
+                idle = _Worker(self._task)
                 self._workers.append(idle)
             if idle is None:
                 return
@@ -152,10 +168,11 @@ class WorkerPool:
                 message = worker.conn.recv()
         item = worker.item
         if message is None:  # the pipe closed: the process died mid-item
-            worker.process.join(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=5)
             self._workers.remove(worker)
             worker.conn.close()
-            yield Lost(item, worker.process.exitcode)
+            yield Lost(item, worker.exitcode)
             return
         worker.item = None
         kind, payload = message
@@ -173,20 +190,20 @@ class WorkerPool:
                 worker.process.kill()
         deadline = time.monotonic() + 5
         for worker in self._workers:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
-                worker.process.join()
+                worker.process.wait()
             worker.conn.close()
         self._workers.clear()
 
 
 def _serve(conn, parent_pid: int, task: Callable) -> None:
     """A worker's life: run items from ``conn`` until told to stop, dying with the parent."""
-    for signum in _SIGNALS:
+    for signum in _SIGNALS:  # the runner alone decides (a signal sent to its pid could be forwarded)
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-    _die_with_parent(parent_pid)
+    _die_with_parent(parent_pid)  # again, for a caller other than _main (idempotent)
     while True:
         try:
             args = conn.recv()
@@ -207,10 +224,24 @@ def _die_with_parent(parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the line above
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="watch-parent").start()
+    if not any(t.name == "watch-parent" for t in threading.enumerate()):
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="watch-parent").start()
 
 
 def _watch_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m experiments._pool FD PARENT_PID module:function``: serve items on pipe ``FD``."""
+    fd, parent_pid, target = int(argv[0]), int(argv[1]), argv[2]
+    _die_with_parent(parent_pid)  # before the task's imports (torch: seconds), not after them
+    module, _, name = target.partition(":")
+    task = getattr(importlib.import_module(module), name)
+    _serve(Connection(fd), parent_pid, task)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -50,6 +51,8 @@ class Interruption:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> Interruption:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # Python delivers signals to the main thread only: nothing to catch here
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self

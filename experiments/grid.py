@@ -204,8 +204,15 @@ def _finish(
             file=sys.stderr,
         )
         return EXIT_ENVIRONMENT
-    all_ok = len(mine) == len(plan.cells) and bool((mine["status"] == "ok").all())
-    return EXIT_OK if all_ok else EXIT_CELLS_NOT_OK
+    if len(mine) == len(plan.cells) and bool((mine["status"] == "ok").all()):
+        return EXIT_OK
+    counts = mine["status"].value_counts()
+    print(
+        f"experiments.grid: {counts.get('failed', 0)} failed and {counts.get('diverged', 0)} diverged "
+        f"cell(s); {stored}; a rerun retries the failed ones",
+        file=sys.stderr,
+    )
+    return EXIT_CELLS_NOT_OK
 
 
 def _interrupted(spec: StudySpec, paths: StudyPaths, interruption: Interruption) -> int:

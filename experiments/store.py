@@ -53,8 +53,11 @@ TABLES = ("runs", "epochs", "predictions", "latency", "kernels")
 WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "runs")
 # tables a finished cell of an older version may lack (see the module docstring)
 OPTIONAL = ("kernels",)
-# the write probe of earlier versions (``tempfile`` names), left behind by a kill during start-up
-_OLD_PROBE = re.compile(r"^\.probe-[a-z0-9_]{8}$")
+# Temporaries this module writes (``.<name>.<8 random characters>.tmp``, see
+# :mod:`downscalexr.safe_output`): at the root only for its own files, in table folders only for cell files.
+_ROOT_TEMPORARY = re.compile(r"^\.(spec\.yaml|environment\.json|data\.json|probe)\.[a-z0-9_]{8}\.tmp$")
+_CELL_TEMPORARY = re.compile(r"^\.[0-9a-zA-Z_.-]+\.(parquet|why\.txt)\.[a-z0-9_]{8}\.tmp$")
+_OLD_PROBE = re.compile(r"^\.probe-[a-z0-9_]{8}$")  # the write probe of earlier versions
 
 
 class StoreError(RuntimeError):
@@ -113,11 +116,15 @@ class StudyPaths:
 def remove_leftover_temporaries(paths: StudyPaths) -> int:
     """Remove the temporary files interrupted writers left in the study directory; return how many.
 
-    Only names this module writes are touched (``.<name>.<random>.tmp``, ``.probe-*``). Call it while
-    holding :func:`study_lock`, so that no writer is mid-write.
+    Only names this module writes are touched: at the root the temporaries of ``spec.yaml``,
+    ``environment.json``, ``data.json`` and the write probe; in table and quarantine folders those of
+    cell files and notes. Call it while holding :func:`study_lock`, so that no writer is mid-write.
     """
-    dirs = paths.written_directories()
-    return _remove_temporaries(dirs) + _remove_temporaries([paths.root], _OLD_PROBE)
+    folders = paths.written_directories()[1:]
+    removed = _remove_temporaries([paths.root], _ROOT_TEMPORARY) + _remove_temporaries(
+        [paths.root], _OLD_PROBE
+    )
+    return removed + _remove_temporaries(folders, _CELL_TEMPORARY)
 
 
 @contextlib.contextmanager

@@ -86,11 +86,11 @@ def living(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def workers(pid: int) -> list[psutil.Process]:
-    """The runner's worker processes (not its resource tracker)."""
+    """The runner's worker processes."""
     found = []
     for p in descendants(pid):
         with_cmd = " ".join(_cmdline(p))
-        if "spawn_main" in with_cmd:
+        if "experiments._pool" in with_cmd:
             found.append(p)
     return found
 

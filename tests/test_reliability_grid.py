@@ -146,7 +146,7 @@ def test_leftover_temporaries_are_removed_at_start_and_counted(run_grid, tmp_pat
     assert run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", "--quiet", *ONE_SEED)[0] == 0
     planted = [out / ".spec.yaml.k2j4h6g8.tmp", out / "runs" / ".abc.parquet.0f3a9b2c.tmp"]
     planted += [out / "predictions" / ".abc.parquet.1a2b3c4d.tmp"]
-    kept = [out / "notes.tmp", out / "runs" / "README"]
+    kept = [out / "notes.tmp", out / "runs" / "README", out / ".thesis.tex.abcdefgh.tmp"]  # not ours
     for path in planted + kept:
         path.write_bytes(b"")
     code, stdout, _ = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)
