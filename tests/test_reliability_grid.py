@@ -229,3 +229,47 @@ def test_every_invocation_is_appended_and_an_unreadable_record_is_kept_aside(run
     kept = out / "quarantine" / "provenance" / "environment.json"
     assert kept.read_text() == '{"invocations": [truncated'
     assert len(json.loads((out / "environment.json").read_text())["invocations"]) == 1
+
+
+# --- item 10 on a real small file system (needs mount rights: root in a VM or container) -------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 kB tmpfs at ``tmp_path/disk`` (room for about two smoke cells), unmounted at teardown."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({made.stderr.decode().strip()}); the monkeypatched test covers it"
+        )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_really_full_disk_exits_3_leaves_no_partial_file_and_a_rerun_resumes(run_grid, small_disk):
+    import subprocess
+
+    out = small_disk / "study"
+    argv = ("--study", "smoke", "--out", out, "--n-jobs", "1", "--quiet", "--seed-list", "0,1")
+    code, _, stderr = run_grid(*argv)
+    assert code == 3, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "No space left on device" in stderr
+    stored_now = len(list((out / "runs").glob("*.parquet")))
+    assert 0 < stored_now < 12 and f"{stored_now} of 12 cells stored" in stderr
+    assert not [p for p in out.rglob("*.tmp")]  # every interrupted write removed its temporary
+    study = read_study(out)  # every file a reader sees is complete
+    assert len(study["runs"]) == stored_now
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    code, stdout, _ = run_grid(*argv)
+    assert code == 0 and len(read_study(out)["runs"]) == 12
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, _, stderr = run_grid(*argv[:-2], "--seed-list", "0,1,2")
+    assert code == 3 and "Read-only file system" in stderr and len(stderr.strip().splitlines()) == 1
