@@ -146,6 +146,23 @@ def remove_leftover_temporaries(directories: Iterable[Path], pattern: re.Pattern
     return removed
 
 
+def remove_leftover_staging(parent: Path, name: str) -> int:
+    """Remove staging folders of ``parent/name`` that an interrupted publish left; return how many.
+
+    Only folders named as :func:`make_staging_directory` and :func:`publish_directory` name them
+    (``.<name>.<8 random characters>.tmp``, ``.<name>.old.<...>.tmp``) are removed, with their contents.
+    Call it only while no other writer publishes ``name`` there.
+    """
+    pattern = re.compile(rf"^\.{re.escape(name)}(\.old)?\.[a-z0-9_]{{8}}\.tmp$")
+    removed = 0
+    if parent.is_dir():
+        for entry in os.scandir(parent):
+            if pattern.match(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed
+
+
 def is_empty_or_ours(directory: Path, marker: str) -> bool:
     """Whether ``directory`` is absent, empty, or holds the file ``marker`` (written by its owner).
 

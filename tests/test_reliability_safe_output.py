@@ -18,6 +18,7 @@ from downscalexr.safe_output import (
     is_empty_or_ours,
     make_staging_directory,
     publish_directory,
+    remove_leftover_staging,
     remove_leftover_temporaries,
     write_atomic,
     write_atomic_with,
@@ -166,3 +167,17 @@ def test_a_check_without_quarantine_moves_nothing(tmp_path):
     with pytest.warns(UserWarning, match="left in place"):
         assert finished_run_ids(paths, quarantine=False) == set()
     assert paths.cell_file("runs", "abc").exists() and not paths.quarantine.exists()
+
+
+def test_leftover_staging_folders_of_one_name_are_removed_and_nothing_else(tmp_path):
+    ours = [make_staging_directory(tmp_path, "report") for _ in range(2)]
+    ours.append(make_staging_directory(tmp_path, "report.old"))
+    (ours[0] / "report.md").write_text("half written")
+    others = [tmp_path / "report", tmp_path / ".other.0f3a9b2c.tmp", tmp_path / ".report.notes"]
+    for path in others:
+        path.mkdir()
+    (tmp_path / ".report.1a2b3c4d.tmp.txt").write_text("a file")
+    assert remove_leftover_staging(tmp_path, "report") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(p.name for p in others), ".report.1a2b3c4d.tmp.txt"]
+    )
