@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
+
 from experiments.cell import Cell, build_model
 from experiments.spec import StudySpec
-from experiments.store import StudyPaths, read_study
 
 
-def estimate_seconds(spec: StudySpec, paths: StudyPaths, todo: list[Cell], n_jobs: int) -> float:
-    """Seconds to run ``todo``: from finished cells of this study when any, else from a FLOP model."""
-    done = read_study(paths.root)["runs"] if paths.table_dir("runs").is_dir() else None
-    if done is not None and len(done):
+def estimate_seconds(spec: StudySpec, done: pd.DataFrame, todo: list[Cell], n_jobs: int) -> float:
+    """Seconds to run ``todo``: from ``done`` (the ``runs`` rows of stored cells) when it has any, else
+    from a FLOP model."""
+    if len(done):
         # a cell is more than its training (model build, evaluation, latency timing): use its wall time,
         # and the mean, since the estimate is of a total
-        import pandas as pd
-
         start = pd.to_datetime(done["started_at"], format="ISO8601", utc=True, errors="coerce")
         end = pd.to_datetime(done["finished_at"], format="ISO8601", utc=True, errors="coerce")
         wall = (end - start).dt.total_seconds().mean()

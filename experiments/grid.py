@@ -4,44 +4,60 @@ results as Parquet.
     python -m experiments.grid --seeds 10            # the default study, all cores
     python -m experiments.grid --study smoke --n-jobs 1 --dry-run
 
-Resumable: finished cells are skipped; ``--force`` recomputes them. Exit code 0 when every cell of the
-study is ``ok``, 1 when some failed or diverged (the rest are stored), 2 for bad arguments.
+Resumable: stored cells are skipped, ``failed`` ones retried; ``--force`` recomputes every cell. One
+runner at a time per study directory (a lock). Exit codes: see :mod:`experiments.errors`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import errno
 import json
 import os
 import platform
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+import warnings
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import yaml
 
-from downscalexr.data.registry import dataset_options, list_datasets, load_dataset
+from downscalexr.data.registry import load_dataset
 from downscalexr.latency import cpu_model, reference_description
-from downscalexr.layers import list_downsample
-from downscalexr.models import list_models
+from experiments._arguments import build_parser, resolve_spec
+from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
-from experiments._execute import apply_allocator_settings, execute_cell, worker_environment
-from experiments.cell import Cell, cells_of, data_options, run_id
-from experiments.spec import (
-    NO_VARIANT,
-    SpecError,
-    StudySpec,
-    design_differences,
-    from_dict,
-    list_studies,
-    load_spec,
+from experiments._resume import Plan, check_same_design, plan_cells
+from experiments._signals import Cancelled, Interruption
+from experiments._summary import print_dry_run, print_summary
+from experiments._worker import describe_os_error, worker_environment
+from experiments.cell import cells_of, data_options, run_id
+from experiments.errors import (
+    EXIT_CELLS_NOT_OK,
+    EXIT_ENVIRONMENT,
+    EXIT_OK,
+    EXIT_USAGE,
+    EnvironmentFailure,
+    UsageError,
 )
-from experiments.store import StoreError, StudyPaths, finished_run_ids, read_study, write_atomic, write_json
+from experiments.spec import StudySpec
+from experiments.store import (
+    StudyLockedError,
+    StudyPaths,
+    move_aside,
+    read_study,
+    remove_leftover_temporaries,
+    set_aside,
+    stored_runs,
+    study_lock,
+    write_atomic,
+    write_json,
+)
 
 PACKAGES = (
     "torch",
@@ -54,118 +70,8 @@ PACKAGES = (
     "joblib",
     "downscalexr",
 )
-
-
-class UsageError(ValueError):
-    """A bad command-line argument: reported in one line, exit code 2."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.grid",
-        description="Train every variant x seed x data fraction of a study and store the results as "
-        "Parquet tables (runs, epochs, predictions, latency, kernels) under results/<study>/. Finished cells "
-        "are skipped on rerun; exit code 0 = all cells ok, 1 = some failed or diverged, 2 = bad arguments.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--study", default="default", help=f"built-in study ({', '.join(list_studies())}) or a YAML path"
-    )
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seeds", type=int, default=None, help="run seeds 0..N-1 (default: the study's seeds)"
-    )
-    seeds.add_argument("--seed-list", default=None, help="comma-separated seeds, e.g. 0,3,7")
-    parser.add_argument(
-        "--variants", nargs="+", default=None, help="downsampling operators (default: the study's)"
-    )
-    parser.add_argument(
-        "--fractions", nargs="+", type=float, default=None, help="training-data fractions in (0, 1]"
-    )
-    parser.add_argument("--epochs", type=int, default=None, help="override the study's maximum epochs")
-    parser.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="real-data studies: skip unreadable images (recorded in data.json) instead of stopping",
-    )
-    parser.add_argument(
-        "--data", default=None, help="path to the data for real-data studies (folder or .npz)"
-    )
-    parser.add_argument(
-        "--n-jobs", type=int, default=None, help="worker processes (default: all cores); 1 runs in-process"
-    )
-    parser.add_argument("--backend", choices=("loky", "dask"), default="loky", help="joblib backend")
-    parser.add_argument(
-        "--scheduler", default=None, help="dask scheduler address tcp://host:port (default: a local cluster)"
-    )
-    parser.add_argument("--out", default=None, help="study directory (default: results/<study>)")
-    parser.add_argument("--force", action="store_true", help="recompute cells that are already stored")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="list the cells, how many are done, and a time estimate"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    return parser
-
-
-def resolve_spec(args: argparse.Namespace) -> StudySpec:
-    """Load the study and apply command-line overrides, validating names against the registries."""
-    overrides: dict = {}
-    if args.seeds is not None:
-        if args.seeds <= 0:
-            raise UsageError(f"--seeds must be a positive number of seeds, got {args.seeds}")
-        overrides["seeds"] = list(range(args.seeds))
-    if args.seed_list is not None:
-        try:
-            overrides["seeds"] = [int(s) for s in args.seed_list.split(",") if s.strip()]
-        except ValueError:
-            raise UsageError(
-                f"--seed-list must be comma-separated integers, got {args.seed_list!r}"
-            ) from None
-    if args.variants:
-        overrides["variants"] = args.variants
-    if args.fractions:
-        overrides["fractions"] = args.fractions
-    try:
-        spec = load_spec(args.study, **overrides)
-        if args.epochs is not None or args.data is not None or args.skip_bad:
-            raw = spec.to_dict()
-            if args.epochs is not None:
-                raw["train"]["epochs"] = args.epochs
-            if args.data is not None:
-                raw["data"]["path"] = args.data
-            if args.skip_bad:
-                raw["data"]["skip_bad"] = True
-            spec = load_spec_from(raw)
-    except SpecError as exc:
-        raise UsageError(str(exc)) from None
-    _check_names(spec)
-    return spec
-
-
-def load_spec_from(raw: dict) -> StudySpec:
-    return from_dict(StudySpec, raw)
-
-
-def _check_names(spec: StudySpec) -> None:
-    variants = [v for m in spec.model_specs for v in m.variants if v != NO_VARIANT]
-    bad = list(dict.fromkeys(v for v in [*spec.variants, *variants] if v not in list_downsample()))
-    if bad:
-        raise UsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(list_downsample())}")
-    for m in spec.model_specs:
-        if m.name not in list_models():
-            raise UsageError(f"unknown model {m.name!r}; choose from {', '.join(list_models())}")
-    if spec.dataset not in list_datasets():
-        raise UsageError(f"unknown data set {spec.dataset!r}; choose from {', '.join(list_datasets())}")
-    unknown = sorted(set(spec.data) - set(dataset_options(spec.dataset)))
-    if unknown:
-        raise UsageError(
-            f"data set {spec.dataset!r}: unknown option(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(dataset_options(spec.dataset))}"
-        )
-    if spec.reference not in spec.variants:
-        raise UsageError(
-            f"reference variant {spec.reference!r} is not among the variants {list(spec.variants)}"
-        )
+# errors of --out itself (a path through a file, a name too long): bad usage, not the machine's fault
+_USAGE_ERRNOS = (errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EISDIR)
 
 
 def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
@@ -212,81 +118,115 @@ def git_commit() -> str:
         return "unknown"
 
 
-def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
-    """Refuse to mix results of a different specification into one study directory.
-
-    Also refuses a directory written before run ids hashed only non-default fields (its spec.yaml has
-    no ``factors``): none of its cells would match this version's ids, so a rerun would store every
-    cell a second time beside the old ones.
-    """
-    if not paths.spec.exists():
-        return
-    raw = yaml.safe_load(paths.spec.read_text()) or {}
-    if "factors" not in raw:
-        raise UsageError(
-            f"{paths.root} was written by an older version whose run ids this one does not reproduce; "
-            "choose another --out or remove that directory (its tables remain readable)"
-        )
-    try:
-        differ = design_differences(from_dict(StudySpec, raw, where=str(paths.spec)), spec)
-    except SpecError:  # written by a version whose keys this one does not know
-        new = spec.to_dict()
-        differ = sorted(k for k in set(raw) | set(new) if raw.get(k) != new.get(k))
-    if differ:
-        raise UsageError(
-            f"{paths.root} holds results of a different specification (differs in: {', '.join(differ)}); "
-            "choose another --out or remove that directory"
-        )
-
-
 def run(argv: list[str] | None = None) -> int:
+    """Run the grid CLI; return the exit code (see :mod:`experiments.errors`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     spec = resolve_spec(args)
     n_jobs = args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1)
     if n_jobs < 1:
         raise UsageError(f"--n-jobs must be >= 1, got {n_jobs}")
-    paths = StudyPaths(args.out or Path("results") / spec.name)
-    cells = cells_of(spec)
-    ids = {c: run_id(spec, c) for c in cells}
-    done = finished_run_ids(paths) if paths.table_dir("runs").is_dir() else set()
-    todo = [c for c in cells if args.force or ids[c] not in done]
-
+    paths = StudyPaths(args.out or Path("results") / spec.name)  # a spec's name has no separators
     if args.dry_run:
-        eta = estimate_seconds(spec, paths, todo, n_jobs)
-        for cell in cells:
-            mark = "done" if ids[cell] in done and not args.force else "todo"
-            where = f"seed={cell.seed:<3} fraction={cell.data_fraction:<5}"
-            print(f"{mark}  {ids[cell]}  {cell.variant:<12} {where} {cell.model}{_factor_text(cell)}")
-        done_n = len(cells) - len(todo)
-        print(
-            f"{len(cells)} cells, {done_n} done, {len(todo)} to run; "
-            f"estimated {_duration(eta)} with {n_jobs} job(s)"
-        )
-        return 0
+        return _dry_run(spec, paths, args, n_jobs)
+    with Interruption() as interruption:
+        try:
+            return _run_locked(spec, paths, args, argv, n_jobs, interruption)
+        except Cancelled:
+            return _interrupted(spec, paths, interruption)
 
+
+def _dry_run(spec: StudySpec, paths: StudyPaths, args, n_jobs: int) -> int:
+    """Print what a run would do; read only (invalid files are reported, not moved)."""
+    stored = stored_runs(paths, quarantine=False)
+    superseded = check_same_design(paths, spec, stored)
+    stored = stored[~stored["run_id"].isin(superseded)]
+    plan = plan_cells(spec, stored, args.force, not args.no_retry_failed)
+    eta = estimate_seconds(spec, stored, list(plan.todo), n_jobs)
+    print_dry_run(plan, eta, n_jobs, len(superseded))
+    return EXIT_OK
+
+
+def _run_locked(spec, paths: StudyPaths, args, argv: list[str], n_jobs: int, interruption) -> int:
+    """Prepare the directory, take its lock, and run the cells this invocation has to compute."""
     try:
         paths.prepare()
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
-    check_same_design(paths, spec)
-    _warn_unprobed(paths, spec, [ids[c] for c in cells if ids[c] in done and not args.force])
-    data_info = _preflight(spec)
-    write_json(paths.root / "data.json", data_info)
-    write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    except OSError as exc:
+        error = UsageError if exc.errno in _USAGE_ERRNOS else EnvironmentFailure
+        raise error(f"cannot write to results directory {paths.root}: {describe_os_error(exc)}") from None
     env = environment(argv, n_jobs, args.backend)
-    _record_environment(paths, env)
-    provenance = {"git_commit": env["git_commit"]}
+    holder = {"pid": os.getpid(), "host": socket.gethostname()} | {
+        k: env[k] for k in ("started_at", "command")
+    }
+    with study_lock(paths, holder):
+        cleaned = remove_leftover_temporaries(paths)
+        stored = stored_runs(paths)
+        superseded = check_same_design(paths, spec, stored)
+        for rid in superseded:
+            set_aside(paths, rid, "failed cell of an earlier version of the study file, superseded")
+        plan = plan_cells(
+            spec, stored[~stored["run_id"].isin(superseded)], args.force, not args.no_retry_failed
+        )
+        kept = [rid for c, rid in plan.ids.items() if rid in plan.stored and c not in plan.todo]
+        _warn_unprobed(paths, spec, kept)
+        data_info = _preflight(spec)
+        write_json(paths.root / "data.json", data_info)
+        write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+        _record_environment(paths, env | {"spec": spec.to_dict()})
+        backend = Backend(args.backend, n_jobs, args.scheduler, progress=not args.quiet)
+        t0 = time.perf_counter()
+        outcome = run_cells(
+            spec, list(plan.todo), paths, backend, {"git_commit": env["git_commit"]}, interruption
+        )
+        elapsed = time.perf_counter() - t0
+        if outcome.cancelled or interruption.signum is not None:
+            return _interrupted(spec, paths, interruption)
+        return _finish(spec, paths, plan, outcome, elapsed, cleaned, args.quiet)
 
-    t0 = time.perf_counter()
-    results = _execute(spec, todo, paths, args, n_jobs, provenance)
-    elapsed = time.perf_counter() - t0
-    final = read_study(paths.root)["runs"]
-    mine = final[final["run_id"].isin(set(ids.values()))]
-    if not args.quiet:
-        _summary(mine, results, elapsed, len(cells))
-    all_ok = len(mine) == len(cells) and bool((mine["status"] == "ok").all())
-    return 0 if all_ok else 1
+
+def _finish(
+    spec, paths: StudyPaths, plan: Plan, outcome: Outcome, elapsed: float, cleaned: int, quiet: bool
+) -> int:
+    """Print the summary and the one-line verdict; return the exit code."""
+    runs = read_study(paths.root)["runs"]  # also sets aside any invalid or foreign file of any table
+    mine = runs[runs["run_id"].isin(set(plan.ids.values()))]
+    if not quiet:
+        print_summary(mine, outcome.results, elapsed, len(plan.cells))
+        if cleaned:
+            print(f"removed {cleaned} leftover temporary file(s) of an interrupted run")
+    stored = f"{len(mine)} of {len(plan.cells)} cells stored"
+    if outcome.unstored:
+        raise EnvironmentFailure(f"{outcome.unstored}; {stored}; fix this and rerun to resume")
+    if outcome.lost:
+        print(
+            f"experiments.grid: error: {outcome.lost} cell(s) lost their worker process (killed, e.g. by "
+            f"the out-of-memory killer) and are stored as failed; {stored}; a rerun retries them",
+            file=sys.stderr,
+        )
+        return EXIT_ENVIRONMENT
+    if len(mine) == len(plan.cells) and bool((mine["status"] == "ok").all()):
+        return EXIT_OK
+    counts = mine["status"].value_counts()
+    print(
+        f"experiments.grid: {counts.get('failed', 0)} failed and {counts.get('diverged', 0)} diverged "
+        f"cell(s); {stored}; a rerun retries the failed ones",
+        file=sys.stderr,
+    )
+    return EXIT_CELLS_NOT_OK
+
+
+def _interrupted(spec: StudySpec, paths: StudyPaths, interruption: Interruption) -> int:
+    """The one line printed on SIGINT/SIGTERM: how many cells are stored and how to resume."""
+    mine = {run_id(spec, c) for c in cells_of(spec)}
+    runs_dir = paths.table_dir("runs")
+    stored = {p.stem for p in runs_dir.glob("*.parquet")} & mine if runs_dir.is_dir() else set()
+    name = signal.Signals(interruption.signum or signal.SIGINT).name
+    print(
+        f"experiments.grid: interrupted ({name}): {len(stored)} of {len(mine)} cells stored; "
+        "rerun the same command to resume",
+        file=sys.stderr,
+    )
+    return interruption.exit_code
 
 
 def _warn_unprobed(paths: StudyPaths, spec: StudySpec, kept: list[str]) -> None:
@@ -311,16 +251,6 @@ def _warn_unprobed(paths: StudyPaths, spec: StudySpec, kept: list[str]) -> None:
             "latency; add --force to time every cell the same way",
             file=sys.stderr,
         )
-
-
-def _factor_text(cell: Cell) -> str:
-    """The cell's non-default factor levels, e.g. `` permute location_shift=0.5 init=edge_frozen``."""
-    parts = ["permute"] if cell.permute else []
-    if cell.location_shift is not None:
-        parts.append(f"location_shift={cell.location_shift:g}")
-    if cell.init != "random":
-        parts.append(f"init={cell.init}")
-    return "".join(f" {p}" for p in parts)
 
 
 def _preflight(spec: StudySpec) -> dict:
@@ -348,127 +278,45 @@ def _preflight(spec: StudySpec) -> dict:
 
 
 def _record_environment(paths: StudyPaths, env: dict) -> None:
+    """Write ``environment.json``: this machine, with this invocation appended to every earlier one.
+
+    A file that cannot be read is moved to ``quarantine/`` (with a warning), not overwritten, so no
+    earlier invocation's record is lost.
+    """
     history = []
     if paths.environment.exists():
-        with contextlib.suppress(ValueError, OSError):
-            history = json.loads(paths.environment.read_text()).get("invocations", [])
+        try:
+            history = json.loads(paths.environment.read_text())["invocations"]
+            if not isinstance(history, list):
+                raise TypeError("invocations is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            where = move_aside(paths, paths.environment, f"unreadable environment.json: {exc}")
+            warnings.warn(
+                f"{paths.environment} could not be read ({exc}); {where}", UserWarning, stacklevel=2
+            )
+            history = []
+    keys = ("command", "started_at", "n_jobs", "backend", "git_commit", "spec")
     write_json(
         paths.environment,
-        env
-        | {
-            "invocations": [
-                *history,
-                {k: env[k] for k in ("command", "started_at", "n_jobs", "backend", "git_commit")},
-            ]
-        },
+        {k: v for k, v in env.items() if k != "spec"}
+        | {"invocations": [*history, {k: env[k] for k in keys}]},
     )
-
-
-def _execute(
-    spec: StudySpec, todo: list[Cell], paths: StudyPaths, args, n_jobs: int, provenance: dict
-) -> list[dict]:
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
-
-    os.environ.update(worker_environment())
-    spec_dict = spec.to_dict()
-    show = not args.quiet and sys.stderr.isatty()
-    bar = tqdm(total=len(todo), unit="cell", disable=not show, dynamic_ncols=True)
-    tasks = (delayed(execute_cell)(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
-    results: list[dict] = []
-    counts: Counter = Counter()
-
-    def consume(stream) -> None:
-        for result in stream:
-            results.append(result)
-            counts[result["status"]] += 1
-            bar.update(1)
-            bar.set_postfix({k: v for k, v in counts.items() if k != "ok"} or {"failures": 0})
-
-    try:
-        if args.backend == "dask":
-            with _dask_backend(args.scheduler, n_jobs):
-                consume(Parallel(n_jobs=-1, return_as="generator_unordered")(tasks))
-        elif n_jobs == 1:
-            apply_allocator_settings()  # this process started before its environment was set
-            consume(execute_cell(spec_dict, cell, str(paths.root), args.force, provenance) for cell in todo)
-        else:
-            consume(Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks))
-        # Cells another runner held: wait for each, so this runner's exit code and summary describe
-        # the finished study rather than a cell still in flight elsewhere (rare; run in-process).
-        held = [r for r in results if r.get("locked")]
-        if held:
-            results[:] = [r for r in results if not r.get("locked")]
-            for r in held:
-                results.append(
-                    execute_cell(spec_dict, r["cell"], str(paths.root), args.force, provenance, wait=True)
-                )
-    finally:
-        bar.close()
-    return results
-
-
-@contextlib.contextmanager
-def _dask_backend(scheduler: str | None, n_jobs: int):
-    try:
-        import dask
-        import distributed
-        from joblib import parallel_config
-    except ImportError:
-        raise UsageError("--backend dask needs the dask extra: pip install -e '.[dask]'") from None
-    env = worker_environment()
-    # The nanny sets MALLOC_TRIM_THRESHOLD_=65536 by default, which was measured to halve training speed.
-    dask.config.set(
-        {
-            "distributed.nanny.pre-spawn-environ": dict(
-                dask.config.get("distributed.nanny.pre-spawn-environ", {})
-            )
-            | env
-        }
-    )
-    cluster = None
-    if scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
-    client = distributed.Client(scheduler or cluster)
-    try:
-        with parallel_config(backend="dask"):
-            yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _summary(runs, results: list[dict], elapsed: float, n_cells: int) -> None:
-    ran = [r for r in results if not r["skipped"]]
-    print(f"\n{len(ran)} cell(s) run in {_duration(elapsed)}; study holds {len(runs)}/{n_cells} cells")
-    if len(runs):
-        by = ["model", "variant"] if runs["model"].nunique() > 1 else ["variant"]
-        table = runs.groupby([*by, "status"]).size().unstack(fill_value=0)
-        acc = runs[runs["status"] == "ok"].groupby(by)["accuracy"].mean().rename("mean accuracy")
-        secs = runs.groupby(by)["train_seconds"].median().rename("median train s")
-        print(table.join(acc).join(secs).round(4).to_string())
-    for r in ran:
-        if r["status"] != "ok":
-            lines = (r.get("error") or "").strip().splitlines()
-            cell = r["cell"]
-            last = lines[-1] if lines else ""
-            where = f"{cell.variant} seed={cell.seed} fraction={cell.data_fraction}{_factor_text(cell)}"
-            print(f"  {r['status']}: {where} [{cell.model}]: {last}")
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI entry point: run, and turn each kind of error into its one-line message and exit code."""
     try:
         return run(argv)
     except UsageError as exc:
-        print(f"experiments.grid: error: {exc}", file=sys.stderr)
-        return 2
+        message, code = str(exc), EXIT_USAGE
+    except (EnvironmentFailure, StudyLockedError) as exc:
+        message, code = str(exc), EXIT_ENVIRONMENT
+    except OSError as exc:  # disk full or no permission writing spec.yaml, environment.json, ...
+        message, code = f"cannot write results: {describe_os_error(exc)}; rerun to resume", EXIT_ENVIRONMENT
+    except (KeyboardInterrupt, Cancelled):  # before the handlers were installed: nothing was written
+        message, code = "interrupted before any cell ran", 128 + signal.SIGINT
+    print(f"experiments.grid: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

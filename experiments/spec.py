@@ -14,8 +14,8 @@ are rejected with a message that names the key and lists the valid ones. Built-i
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,12 @@ import yaml
 
 from downscalexr.schema import INIT_CHOICES
 from downscalexr.train import TrainConfig
+from experiments._from_yaml import SpecError, from_dict, plain, read_yaml
 
 STUDIES_DIR = Path(__file__).parent / "studies"
+# A study's name is a directory name under the results root: no separators, no "..", no hidden names.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
 # Model families without a downsampling operator (or a convolution): their one variant is NO_VARIANT.
 NO_DOWNSAMPLING = ("mlp",)
 NO_VARIANT = "none"
@@ -33,10 +37,6 @@ AXES = (
     "variants", "fractions", "seeds", "transforms", "description", "reference", "factors", "models",
     "model", "model_options",
 )  # fmt: skip
-
-
-class SpecError(ValueError):
-    """A study file or override is malformed; the message names the key and the valid choices."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,12 @@ class StudySpec:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not NAME.match(self.name) or ".." in self.name:
+            raise SpecError(
+                f"study name {self.name!r} is not a plain name: it becomes the folder results/<name>, so "
+                "use letters, digits, '.', '_' and '-' (no '/', no '..', not starting with '.'); set "
+                "`name:` in the study file (it defaults to the file's name) or give --out"
+            )
         if not self.variants:
             raise SpecError("variants must name at least one downsampling operator")
         for f in self.fractions:
@@ -197,8 +203,10 @@ class StudySpec:
             raise SpecError("seeds must hold at least one seed")
         if any(s < 0 for s in self.seeds):
             raise SpecError(f"seeds must be non-negative, got {list(self.seeds)}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise SpecError(f"seeds repeat: {list(self.seeds)}")
+        for axis in ("seeds", "variants", "fractions", "transforms"):
+            levels = getattr(self, axis)
+            if len(set(levels)) != len(levels):
+                raise SpecError(f"{axis} repeat: {list(levels)}; list each level once")
         unknown = sorted(set(self.transforms) - {"none"})
         if unknown:
             raise SpecError(f"unknown transforms {unknown}; choose from none")
@@ -214,6 +222,8 @@ class StudySpec:
         if NO_VARIANT in self.variants:
             raise SpecError(f"variants: {NO_VARIANT!r} is reserved for models without downsampling")
         for m in self.models:
+            if len(set(m.variants)) != len(m.variants):
+                raise SpecError(f"models: {m.name} variants repeat: {list(m.variants)}; list each once")
             if m.name in NO_DOWNSAMPLING and m.variants not in ((), (NO_VARIANT,)):
                 raise SpecError(
                     f"models: {m.name} has no downsampling operator; its variants must be "
@@ -272,7 +282,7 @@ class StudySpec:
 
     def to_dict(self) -> dict:
         """Plain, YAML/JSON-ready form (tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
 
 def non_default(obj) -> dict:
@@ -295,10 +305,10 @@ def non_default(obj) -> dict:
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         else:
-            out[f.name] = _plain(value)
+            out[f.name] = plain(value)
             continue
         if value != default:
-            out[f.name] = _plain(value)
+            out[f.name] = plain(value)
     return out
 
 
@@ -320,19 +330,18 @@ def design_differences(old: StudySpec, new: StudySpec) -> list[str]:
 def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
     """Load a built-in study by name or a YAML file by path, then apply ``overrides`` (top-level keys).
 
+    A built-in study's name (``smoke``) always means the packaged study, even when a file or folder of
+    that name lies in the working directory; a file is given as a path (``./smoke.yaml``,
+    ``studies/smoke``). See :func:`study_file`.
+
     Raises
     ------
     SpecError
         Unknown study, unreadable YAML, unknown keys or wrong types.
     """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = STUDIES_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            known = ", ".join(list_studies())
-            raise SpecError(f"unknown study {str(name_or_path)!r}; choose from {known} or give a YAML path")
+    path = study_file(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"cannot read study file {path}: {exc}") from None
     if not isinstance(raw, dict):
@@ -342,84 +351,28 @@ def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
     return from_dict(StudySpec, raw, where=str(path))
 
 
+def study_file(name_or_path: str | Path) -> Path:
+    """The YAML file a ``--study`` argument names.
+
+    A bare built-in name resolves to ``experiments/studies/<name>.yaml`` whatever lies in the working
+    directory; anything else is a path. A bare word that is neither a built-in name nor a file is an
+    unknown study.
+    """
+    text = str(name_or_path)
+    bare = isinstance(name_or_path, str) and os.sep not in text and "/" not in text
+    if bare and text in list_studies():
+        return STUDIES_DIR / f"{text}.yaml"
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise SpecError(f"study {text!r} is a folder; give a built-in study name or a YAML file")
+    if bare and not path.suffix:
+        known = ", ".join(list_studies())
+        raise SpecError(f"unknown study {text!r}; choose from {known} or give a YAML path")
+    raise SpecError(f"cannot read study file {path}: no such file")
+
+
 def list_studies() -> list[str]:
     """Names of the built-in studies."""
     return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-
-
-def from_dict(cls: type, raw: dict, where: str = "study"):
-    """Build the frozen dataclass ``cls`` from ``raw``, checking keys and types recursively."""
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(fields)}")
-    hints = typing.get_type_hints(cls)
-    values = {name: _coerce(value, hints[name], f"{where}: {name}") for name, value in raw.items()}
-    try:
-        return cls(**values)
-    except SpecError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"{where}: {exc}") from None
-
-
-def _coerce(value, hint, where: str):
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else from_dict(hint, value, where)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except SpecError:
-                continue
-        raise SpecError(f"{where}: {value!r} is not a valid {_name(hint)}")
-    if origin is tuple:
-        if value is None and type(None) in typing.get_args(typing.get_args(hint)[0]):
-            value = [None]
-        if isinstance(value, (str, int, float, dict)):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise SpecError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint)[:1]
-        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise SpecError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise SpecError(f"{where}: expected text, got {value!r}")
-        return value
-    return value
-
-
-def _name(hint) -> str:
-    return getattr(hint, "__name__", str(hint))
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

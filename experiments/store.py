@@ -3,14 +3,17 @@
 Layout of a study directory::
 
     <root>/spec.yaml             resolved specification (what every cell was run with)
-    <root>/environment.json      packages, threads, CPU, git commit, command lines of every invocation
+    <root>/environment.json      packages, threads, CPU, git commit; every invocation appended
+    <root>/data.json             how the data were made (counts, skipped files)
+    <root>/runner.lock           held by the one runner working on the directory (pid, host, start)
     <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels
-    <root>/locks/<run_id>.lock   per-cell exclusivity between concurrent runners
-    <root>/quarantine/           unreadable or foreign files moved aside, with a note of why
+    <root>/quarantine/           unreadable, foreign or superseded files moved aside, with a note of why
 
-Every write goes to a temporary file in the target directory and is renamed into place. A cell's
-``runs`` file is written last, so its presence means the whole cell is stored; an interrupted cell
-leaves at most complete files of the other tables, which the rerun overwrites.
+Every write goes to a temporary sibling (``.<name>.<random>.tmp``), is flushed to disk and renamed into
+place, and the directory is flushed too (:mod:`downscalexr.safe_output`). A cell's ``runs`` file is
+written last, so its presence means the whole cell is stored; an interrupted cell leaves at most
+complete files of the other tables, which the rerun overwrites. Temporaries left by a killed writer are
+removed by the next runner (:func:`remove_leftover_temporaries`), which holds the directory's lock.
 
 ``kernels`` arrived after the first studies were stored. A finished cell (its ``runs`` file present)
 without a kernels file was therefore written before kernels were recorded: it counts as finished and
@@ -24,8 +27,9 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
-import tempfile
+import re
+import socket
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +38,34 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from downscalexr import schema
+from downscalexr.safe_output import (
+    fsync_directory,
+    make_directories,
+    temporary_name,
+    write_atomic,
+    write_atomic_with,
+)
+from downscalexr.safe_output import (
+    remove_leftover_temporaries as _remove_temporaries,
+)
 
 TABLES = ("runs", "epochs", "predictions", "latency", "kernels")
 WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "runs")
 # tables a finished cell of an older version may lack (see the module docstring)
 OPTIONAL = ("kernels",)
+# Temporaries this module writes (``.<name>.<8 random characters>.tmp``, see
+# :mod:`downscalexr.safe_output`): at the root only for its own files, in table folders only for cell files.
+_ROOT_TEMPORARY = re.compile(r"^\.(spec\.yaml|environment\.json|data\.json|probe)\.[a-z0-9_]{8}\.tmp$")
+_CELL_TEMPORARY = re.compile(r"^\.[0-9a-zA-Z_.-]+\.(parquet|why\.txt)\.[a-z0-9_]{8}\.tmp$")
+_OLD_PROBE = re.compile(r"^\.probe-[a-z0-9_]{8}$")  # the write probe of earlier versions
 
 
 class StoreError(RuntimeError):
     """The study directory cannot be used (unwritable, or holds results of another specification)."""
+
+
+class StudyLockedError(StoreError):
+    """Another runner holds the study directory's lock; the message names it and how to clear a stale lock."""
 
 
 class StudyPaths:
@@ -57,9 +80,6 @@ class StudyPaths:
     def cell_file(self, table: str, run_id: str) -> Path:
         return self.root / table / f"{run_id}.parquet"
 
-    def lock_file(self, run_id: str) -> Path:
-        return self.root / "locks" / f"{run_id}.lock"
-
     @property
     def spec(self) -> Path:
         return self.root / "spec.yaml"
@@ -69,113 +89,184 @@ class StudyPaths:
         return self.root / "environment.json"
 
     @property
+    def lock(self) -> Path:
+        return self.root / "runner.lock"
+
+    @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 
+    def written_directories(self) -> list[Path]:
+        """Every directory the runner writes files into (where its temporaries may be left)."""
+        quarantined = sorted(p for p in self.quarantine.glob("*") if p.is_dir())
+        return [self.root, *(self.table_dir(t) for t in TABLES), self.quarantine, *quarantined]
+
     def prepare(self) -> None:
-        """Create the directories; raise :class:`StoreError` when the root is not writable."""
+        """Create the directories; raise :class:`OSError` when they cannot be made or written to."""
+        for table in TABLES:
+            make_directories(self.table_dir(table))
+        probe = temporary_name(self.root / "probe")  # removed as a leftover temporary if killed here
         try:
-            for table in (*TABLES, "locks"):
-                self.table_dir(table).mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-", delete=True)
-            probe.close()
-        except OSError as exc:
-            raise StoreError(
-                f"cannot write to results directory {self.root}: {exc.strerror or exc}"
-            ) from None
+            probe.write_bytes(b"")
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def remove_leftover_temporaries(paths: StudyPaths) -> int:
+    """Remove the temporary files interrupted writers left in the study directory; return how many.
 
-
-def write_frame_atomic(path: Path, frame: pd.DataFrame) -> None:
-    """Write a DataFrame as Parquet at ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
-    """Store one cell's rows; the ``runs`` row goes last and marks the cell as finished."""
-    (run_id,) = tables["runs"]["run_id"].unique()
-    for table in WRITE_ORDER:
-        write_frame_atomic(paths.cell_file(table, run_id), schema.validate(table, tables[table]))
+    Only names this module writes are touched: at the root the temporaries of ``spec.yaml``,
+    ``environment.json``, ``data.json`` and the write probe; in table and quarantine folders those of
+    cell files and notes. Call it while holding :func:`study_lock`, so that no writer is mid-write.
+    """
+    folders = paths.written_directories()[1:]
+    removed = _remove_temporaries([paths.root], _ROOT_TEMPORARY) + _remove_temporaries(
+        [paths.root], _OLD_PROBE
+    )
+    return removed + _remove_temporaries(folders, _CELL_TEMPORARY)
 
 
 @contextlib.contextmanager
-def cell_lock(paths: StudyPaths, run_id: str, wait: bool = False) -> Iterator[bool]:
-    """Hold an exclusive lock on one cell; yields False when another runner holds it.
+def study_lock(paths: StudyPaths, holder: dict) -> Iterator[None]:
+    """Hold the study directory's exclusive lock for the whole run; record ``holder`` in the lock file.
 
-    With ``wait`` the call blocks until the other runner lets go, then yields True.
-    ``flock`` locks die with their process, so a killed runner never leaves a stale lock behind.
+    ``holder`` should name the pid, host, start time and command. The lock is an ``flock`` on
+    ``runner.lock``: it dies with its process, so a killed runner leaves no lock behind.
+
+    Raises
+    ------
+    StudyLockedError
+        Another runner holds the lock; the message names it (from the lock file) and how to clear a
+        stale lock.
+    OSError
+        The lock file cannot be made, or the file system has no locks.
     """
-    path = paths.lock_file(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            raise StudyLockedError(_locked_message(paths, _read_holder(fd))) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode(), 0)
+        os.fsync(fd)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
-def is_finished(paths: StudyPaths, run_id: str) -> bool:
+def _read_holder(fd: int) -> dict:
+    """The holder record of a held lock (waiting briefly for a holder that has just taken it)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        text = os.pread(fd, 65536, 0).decode(errors="replace")
+        with contextlib.suppress(ValueError):
+            record = json.loads(text)
+            if isinstance(record, dict):
+                return record
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.02)
+
+
+def _locked_message(paths: StudyPaths, holder: dict) -> str:
+    pid, host = holder.get("pid", "?"), holder.get("host", "?")
+    since = holder.get("started_at", "an unknown time")
+    command = " ".join(holder.get("command", [])) or "unknown command"
+    text = f"{paths.root} is in use by another runner: pid {pid} on {host}, started {since} ({command}); "
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        text += f"pid {pid} has ended, so a process it started still holds the lock: "
+    else:
+        text += "wait for it to finish or stop it; "
+    return text + (
+        f"`fuser -v {paths.lock}` names the holder; a lock that outlived every runner (a network file "
+        f"system) is cleared by deleting {paths.lock}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_frame_atomic(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame as Parquet at ``path`` atomically and durably."""
+    write_atomic_with(path, lambda fh: frame.to_parquet(fh, index=False))
+
+
+def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
+    """Store one cell's rows; the ``runs`` row goes last and marks the cell as finished.
+
+    A cell stored before (a retried ``failed`` cell, or ``--force``) first loses its ``runs`` marker,
+    so that an interruption never leaves the old ``runs`` row beside new rows of the other tables.
+    """
+    (run_id,) = tables["runs"]["run_id"].unique()
+    valid = {table: schema.validate(table, tables[table]) for table in WRITE_ORDER}
+    marker = paths.cell_file("runs", run_id)
+    if marker.exists():
+        marker.unlink()
+        fsync_directory(marker.parent)
+    for table in WRITE_ORDER:
+        write_frame_atomic(paths.cell_file(table, run_id), valid[table])
+
+
+def is_finished(paths: StudyPaths, run_id: str, quarantine: bool = True) -> bool:
     """Whether every table's file of the cell exists and is valid (``runs``: one row for ``run_id``).
 
     Checking every table, not only the ``runs`` marker, means a cell whose predictions file was damaged
     after it finished is recomputed rather than kept without its predictions. A missing file of an
-    :data:`OPTIONAL` table is allowed (a cell stored before that table existed).
+    :data:`OPTIONAL` table is allowed (a cell stored before that table existed). Invalid files are
+    moved to ``quarantine/`` unless ``quarantine`` is False (then they are only reported).
     """
+    return _finished_row(paths, run_id, quarantine) is not None
+
+
+def _finished_row(paths: StudyPaths, run_id: str, quarantine: bool) -> pd.DataFrame | None:
+    row = None
     for table in ("runs", *WRITE_ORDER[:-1]):
         path = paths.cell_file(table, run_id)
         if not path.exists():
             if table in OPTIONAL:
                 continue
-            return False
-        if _read_valid(paths, table, path) is None:
-            return False
-    return True
+            return None
+        frame = _read_valid(paths, table, path, quarantine)
+        if frame is None:
+            return None
+        row = frame if table == "runs" else row
+    return row
 
 
-def finished_run_ids(paths: StudyPaths) -> set[str]:
-    """Run ids whose files are all present and valid; invalid files are quarantined with a warning."""
-    return {
-        path.stem
-        for path in sorted(paths.table_dir("runs").glob("*.parquet"))
-        if is_finished(paths, path.stem)
-    }
+def finished_run_ids(paths: StudyPaths, quarantine: bool = True) -> set[str]:
+    """Run ids whose files are all present and valid; invalid files are reported (and quarantined)."""
+    return set(stored_runs(paths, quarantine)["run_id"])
 
 
-def read_study(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
+def stored_runs(paths: StudyPaths, quarantine: bool = True) -> pd.DataFrame:
+    """The ``runs`` rows of every finished cell (see :func:`is_finished`), one per cell."""
+    frames = []
+    if paths.table_dir("runs").is_dir():
+        for path in sorted(paths.table_dir("runs").glob("*.parquet")):
+            row = _finished_row(paths, path.stem, quarantine)
+            if row is not None:
+                frames.append(row)
+    if not frames:
+        return schema.empty("runs")
+    return schema.validate("runs", pd.concat(frames, ignore_index=True))
+
+
+def read_study(root: str | os.PathLike, quarantine: bool = True) -> dict[str, pd.DataFrame]:
     """Read a study directory back as validated DataFrames, one per table.
 
     A study written before a table existed (``kernels``) reads back with that table empty. Files that
-    cannot be read or do not match the schema are reported by path (``UserWarning``) and left out,
-    never merged; rows of cells without a ``runs`` row (an interrupted cell) are dropped.
+    cannot be read or do not match the schema are reported by path (``UserWarning``), moved to
+    ``quarantine/`` (unless ``quarantine`` is False) and left out, never merged; rows of cells without
+    a ``runs`` row (an interrupted cell) are dropped.
     """
     paths = StudyPaths(root)
     if not paths.table_dir("runs").is_dir():
@@ -185,7 +276,7 @@ def read_study(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
         frames = [
             f
             for p in sorted(paths.table_dir(table).glob("*.parquet"))
-            if (f := _read_valid(paths, table, p)) is not None
+            if (f := _read_valid(paths, table, p, quarantine)) is not None
         ]
         frames = [f for f in frames if len(f)]
         out[table] = (
@@ -197,7 +288,7 @@ def read_study(root: str | os.PathLike) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _read_valid(paths: StudyPaths, table: str, path: Path) -> pd.DataFrame | None:
+def _read_valid(paths: StudyPaths, table: str, path: Path, quarantine: bool = True) -> pd.DataFrame | None:
     try:
         frame = schema.validate(table, pq.read_table(path).to_pandas())
         ids = set(frame["run_id"].unique())
@@ -206,22 +297,51 @@ def _read_valid(paths: StudyPaths, table: str, path: Path) -> pd.DataFrame | Non
         if table == "runs" and len(frame) != 1:
             raise schema.SchemaError(f"has {len(frame)} rows; a runs file holds exactly one")
     except Exception as exc:  # anything unreadable is reported and set aside, never merged
-        _quarantine(paths, table, path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if quarantine:
+            where = _quarantine(paths, table, path, reason)
+        else:
+            where = "left in place (a dry run changes nothing; a run moves it to quarantine/)"
+        warnings.warn(f"ignored invalid results file {path}: {reason}; {where}", UserWarning, stacklevel=3)
         return None
     return frame
 
 
-def _quarantine(paths: StudyPaths, table: str, path: Path, reason: str) -> None:
-    target = paths.quarantine / table / path.name
+def set_aside(paths: StudyPaths, run_id: str, reason: str) -> None:
+    """Move every file of one stored cell to ``quarantine/``, ``runs`` first, with a note of why."""
+    for table in ("runs", *WRITE_ORDER[:-1]):
+        path = paths.cell_file(table, run_id)
+        if path.exists():
+            _quarantine(paths, table, path, reason)
+
+
+def _quarantine(paths: StudyPaths, table: str, path: Path, reason: str) -> str:
+    """Move ``path`` to ``quarantine/<table>/`` under a name no earlier quarantined file has."""
+    folder = paths.quarantine / table
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), target)
-        write_atomic(target.with_suffix(".why.txt"), reason + "\n")
-        where = f"moved to {target}"
+        make_directories(folder)
+        for k in range(10_000):
+            stem = path.stem if k == 0 else f"{path.stem}.{k}"
+            target, note = folder / f"{stem}{path.suffix}", folder / f"{stem}.why.txt"
+            if target.exists():
+                continue
+            try:  # reserve the note's name: a later quarantine of the same cell takes the next number
+                os.close(os.open(note, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            os.rename(path, target)
+            fsync_directory(path.parent)
+            write_atomic(note, reason + "\n")
+            return f"moved to {target}"
+        return "left in place (quarantine/ is full)"
     except OSError:
-        where = "left in place (could not move it)"
-    warnings.warn(f"ignored invalid results file {path}: {reason}; {where}", UserWarning, stacklevel=3)
+        return "left in place (could not move it)"
 
 
 def write_json(path: Path, payload: dict) -> None:
     write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def move_aside(paths: StudyPaths, path: Path, reason: str) -> str:
+    """Move a damaged provenance file (``environment.json``) to ``quarantine/`` rather than overwrite it."""
+    return _quarantine(paths, "provenance", path, reason)

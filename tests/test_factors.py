@@ -22,7 +22,7 @@ from downscalexr.data.synthetic import apply_permutation, pixel_permutation
 from downscalexr.models import count_params, create_model
 from downscalexr.models.edge_init import apply_init, edge_filter_bank, edge_orientations
 from downscalexr.train import TrainConfig, fit
-from experiments._execute import data_for
+from experiments._worker import data_for
 from experiments.cell import Cell, cells_of, data_options, run_cell, run_id
 from experiments.grid import UsageError, check_same_design
 from experiments.spec import STUDIES_DIR, FactorSpec, SpecError, StudySpec, from_dict, load_spec
@@ -175,7 +175,7 @@ def test_cells_run_longest_fraction_first_with_each_seed_spread_over_the_grid():
 )
 def test_the_worker_data_cache_holds_every_data_set_of_a_built_in_study(study):
     from downscalexr.data.registry import seed_dependent
-    from experiments._execute import _cached_data
+    from experiments._worker import _cached_data
     from experiments.spec import load_spec
 
     spec = load_spec(study)
@@ -421,9 +421,15 @@ def test_spec_files_of_this_version_are_compared_by_design(tmp_path):
     raw["train"] = {k: v for k, v in raw["train"].items() if k != "fused"}  # a default added later
     paths.spec.write_text(yaml.safe_dump(raw))
     check_same_design(paths, spec)  # no error
+    # one stored ok cell, which other model options would change: refused
+    cell = cells_of(spec)[0]
+    blank = {"string": "x", "int64": 0, "float64": 0.5, "boolean": False}
+    row = {c: blank[d] for c, d in schema.RUNS.items()} | dataclasses.asdict(cell)
+    row |= {"run_id": run_id(spec, cell), "status": "ok", "location_shift": math.nan}
+    stored = schema.conform("runs", pd.DataFrame([row]))
     with pytest.raises(UsageError, match="models.lenet"):
         check_same_design(
-            paths, from_dict(StudySpec, spec.to_dict() | {"model_options": {"channels": [2, 4]}})
+            paths, from_dict(StudySpec, spec.to_dict() | {"model_options": {"channels": [2, 4]}}), stored
         )
 
 

@@ -170,7 +170,7 @@ def test_paired_design_shares_test_set_subsets_and_initial_weights(smoke):
 
 
 def test_same_cell_twice_gives_identical_results():
-    from experiments._execute import data_for
+    from experiments._worker import data_for
 
     spec = load_spec("smoke")
     cell = Cell(spec.name, spec.dataset, spec.model, "maxpool", 1, 0.5)
@@ -244,7 +244,7 @@ def test_a_raising_cell_is_stored_as_failed_and_the_grid_continues(run_grid, tmp
 
 
 def test_a_seed_whose_data_fails_to_load_fails_its_cells_only(run_grid, tmp_path, monkeypatch):
-    import experiments._execute as execute
+    import experiments._worker as execute
 
     real = execute.data_for
 
@@ -334,42 +334,28 @@ def test_sigkill_mid_grid_loses_only_unfinished_cells(start_grid, run_grid, stud
 
 
 @pytest.mark.slow
-def test_two_runners_on_one_study_compute_each_cell_once(start_grid, tmp_path):
+def test_a_second_runner_on_a_busy_directory_is_refused_naming_the_first(start_grid, run_grid, tmp_path):
     out = tmp_path / "study"
-    procs = [start_grid("--study", "smoke", "--out", out, "--n-jobs", "1") for _ in range(2)]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
-    assert sum(cells_run(stdout) for stdout, _ in outputs) == 12
+    first = start_grid("--study", "smoke", "--out", out, "--n-jobs", "1", "--quiet")
+    lock = StudyPaths(out).lock
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if lock.exists() and lock.read_text().strip():
+            break
+        time.sleep(0.01)
+    assert first.poll() is None, "the first runner ended before the second could start"
+    # another specification (3 epochs) and the same one: both refused while the first runs
+    for extra in (("--epochs", "3"), ()):
+        code, _, stderr = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *extra)
+        assert code == 3
+        assert len(stderr.strip().splitlines()) == 1
+        assert f"pid {first.pid}" in stderr and "runner.lock" in stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
     study = read_study(out)
     assert len(study["runs"]) == 12 and study["runs"]["run_id"].is_unique
-    assert (study["runs"]["status"] == "ok").all()
-    assert len(study["predictions"]) == 12 * load_spec("smoke").data["n_test"]
-
-
-def test_cell_held_by_another_runner_is_waited_for_then_run(run_grid, tmp_path):
-    import subprocess
-    import sys
-
-    out = tmp_path / "study"
-    spec = load_spec("smoke", seeds=[0], fractions=[1.0])
-    held = run_id(spec, cells_of(spec)[0])
-    lock = StudyPaths(out).lock_file(held)
-    lock.parent.mkdir(parents=True)
-    # a runner that holds the cell, then dies without storing it
-    code = (
-        "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); "
-        "fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.0)"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        code, stdout, _ = run_grid("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert code == 0
-    assert cells_run(stdout) == 3
-    assert held in set(read_study(out)["runs"]["run_id"])
+    invocations = json.loads((out / "environment.json").read_text())["invocations"]
+    assert len(invocations) == 1  # the refused runners wrote nothing
 
 
 @pytest.mark.slow
@@ -391,8 +377,8 @@ def test_dask_workers_get_the_allocator_and_thread_settings():
     pytest.importorskip("distributed")
     import os
 
-    from experiments._execute import worker_environment
-    from experiments.grid import _dask_backend
+    from experiments._dispatch import _dask_backend
+    from experiments._worker import worker_environment
 
     wanted = worker_environment()
     with _dask_backend(None, 1) as client:
@@ -405,7 +391,7 @@ def test_dask_workers_get_the_allocator_and_thread_settings():
 
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_in_process_path_gets_the_workers_allocator_settings():
-    from experiments._execute import apply_allocator_settings
+    from experiments._worker import apply_allocator_settings
 
     # every threshold accepted by glibc; --n-jobs 1 calls this before its first cell
     assert apply_allocator_settings() is True

@@ -1,11 +1,13 @@
-"""The study store: atomic per-cell writes, finished cells, quarantine of bad files, per-cell locks."""
+"""The study store: atomic per-cell writes, finished cells, quarantine of bad files, the runner lock."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -14,15 +16,18 @@ import pytest
 from downscalexr import schema
 from experiments.store import (
     StoreError,
+    StudyLockedError,
     StudyPaths,
-    cell_lock,
     finished_run_ids,
     is_finished,
     read_study,
+    study_lock,
     write_atomic,
     write_cell,
     write_frame_atomic,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def fake_cell(run_id: str, status: str = "ok", n_examples: int = 3) -> dict[str, pd.DataFrame]:
@@ -75,14 +80,14 @@ def paths(tmp_path) -> StudyPaths:
 
 
 def test_prepare_makes_every_table_directory(paths):
-    for table in ("runs", "epochs", "predictions", "latency", "locks"):
+    for table in ("runs", "epochs", "predictions", "latency", "kernels"):
         assert paths.table_dir(table).is_dir()
 
 
 def test_prepare_refuses_a_path_under_a_regular_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(StoreError, match="cannot write"):
+    with pytest.raises(NotADirectoryError):
         StudyPaths(blocker / "study").prepare()
 
 
@@ -182,56 +187,49 @@ def test_plain_readers_see_the_same_rows(paths):
     assert ds.dataset(paths.table_dir("predictions"), format="parquet").count_rows() == 12
 
 
-def test_cell_lock_is_exclusive_and_released(paths):
-    with cell_lock(paths, "abc") as first:
-        assert first
-        with cell_lock(paths, "abc") as second:
-            assert not second
-        with cell_lock(paths, "other") as unrelated:
-            assert unrelated
-    with cell_lock(paths, "abc") as again:
-        assert again
-
-
-def _hold_lock(paths, run_id: str, seconds: float) -> subprocess.Popen:
-    """A separate process that takes the cell's lock, says so, then holds it for ``seconds``."""
+def _hold_study_lock(paths, seconds: float) -> subprocess.Popen:
+    """A separate process that takes the study lock as a runner would, says so, then holds it."""
     code = (
-        "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); "
-        f"fcntl.flock(fh, fcntl.LOCK_EX); print('locked', flush=True); time.sleep({seconds})"
+        "import sys, time; from experiments.store import StudyPaths, study_lock; "
+        "holder = {'pid': __import__('os').getpid(), 'host': __import__('socket').gethostname(), "
+        "'started_at': '2030-01-01T00:00:00+00:00', 'command': ['python', '-m', 'experiments.grid']}; "
+        f"cm = study_lock(StudyPaths(sys.argv[1]), holder); cm.__enter__(); print('locked', flush=True); "
+        f"time.sleep({seconds})"
     )
-    path = paths.lock_file(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(paths.root)], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
 
-def test_lock_dies_with_its_process(paths):
-    proc = _hold_lock(paths, "held", 60)
+def test_study_lock_refuses_a_second_holder_naming_the_first(paths):
+    proc = _hold_study_lock(paths, 60)
     try:
-        with cell_lock(paths, "held") as mine:
-            assert not mine
+        with pytest.raises(StudyLockedError) as err, study_lock(paths, {"pid": os.getpid()}):
+            pass
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 5
-    while True:
-        with cell_lock(paths, "held") as mine:
-            if mine or time.monotonic() > deadline:
-                break
-        time.sleep(0.05)
-    assert mine
-    assert os.path.exists(paths.lock_file("held"))
+    message = str(err.value)
+    for part in (f"pid {proc.pid}", socket.gethostname(), "2030-01-01", "experiments.grid", "runner.lock"):
+        assert part in message, message
+    assert "fuser" in message  # how to find the holder of a stale lock
 
 
-def test_waiting_lock_blocks_until_the_holder_lets_go(paths):
-    proc = _hold_lock(paths, "busy", 0.5)
-    try:
-        t0 = time.monotonic()
-        with cell_lock(paths, "busy", wait=True) as mine:
-            waited = time.monotonic() - t0
-            assert mine
-    finally:
-        proc.kill()
-        proc.wait()
-    assert waited > 0.3  # the holder sleeps 0.5 s after taking the lock
+def test_study_lock_dies_with_its_process_and_records_the_holder(paths):
+    proc = _hold_study_lock(paths, 60)
+    proc.kill()
+    proc.wait()
+    holder = {"pid": os.getpid(), "host": "here", "started_at": "now", "command": ["x"]}
+    with study_lock(paths, holder):  # the killed holder left no lock behind
+        assert json.loads(paths.lock.read_text()) == holder
+
+
+def test_study_lock_is_exclusive_within_one_process_too(paths):
+    with study_lock(paths, {"pid": 1}), pytest.raises(StudyLockedError):
+        with study_lock(paths, {"pid": 2}):
+            pass
+    with study_lock(paths, {"pid": 3}):
+        pass

@@ -1,12 +1,15 @@
-"""Running cells in worker processes: per-worker set-up, the data cache and the task function.
+"""What runs inside a worker process: per-worker set-up, the data cache and the cell task.
 
-Machinery for :mod:`experiments.grid`; kept apart so the worker side imports nothing from the CLI.
+Machinery for :mod:`experiments.grid`; kept apart so the worker side imports nothing from the CLI. The
+same :func:`execute_cell` runs in-process (``--n-jobs 1``), in the grid's worker pool
+(:mod:`experiments._pool`) and on dask workers.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 from functools import lru_cache
 
@@ -16,7 +19,7 @@ from downscalexr.data.base import ImageSplits
 from downscalexr.data.registry import load_dataset, seed_dependent
 from experiments.cell import Cell, data_options, run_cell, run_id
 from experiments.spec import StudySpec, from_dict
-from experiments.store import StudyPaths, cell_lock, is_finished, write_cell
+from experiments.store import StudyPaths, write_cell
 
 # glibc reads these at process start: they must be in the environment before a worker is spawned.
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000000"}
@@ -91,55 +94,60 @@ def data_for(spec: StudySpec, cell: Cell) -> ImageSplits:
     return _cached_data(spec.name, spec.dataset, options, max(data_seed, 0), spec.test_seed)
 
 
-def _keep_worker_alive() -> None:
-    """Stop loky from recycling this worker as 'leaking' when its resident memory grows by 300 MB.
-
-    With MALLOC_TRIM_THRESHOLD_ set high (for speed) glibc keeps freed activations mapped, so the
-    resident size grows without a leak; loky's check then restarts the worker after a cell, which
-    costs the imports and the seed's data again (seen: several restarts per 150-cell grid).
-    """
-    try:
-        from joblib.externals.loky import process_executor
-    except ImportError:  # a joblib without the vendored loky: nothing to adjust
-        return
-    process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, 1 << 40)
+class WorkerLostError(RuntimeError):
+    """The worker process running a cell died (killed by a signal, e.g. by the out-of-memory killer)."""
 
 
-def execute_cell(
-    spec_dict: dict, cell: Cell, root: str, force: bool, provenance: dict, wait: bool = False
-) -> dict:
+def execute_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict) -> dict:
     """Run one cell in this process and store it; return a short summary for the progress display.
 
-    Returns ``{"run_id", "status", "seconds", "skipped", "locked", "cell"}``; ``skipped`` is set when
-    the cell was already finished or another runner holds it (then ``locked`` is set too). With
-    ``wait``, a held cell is waited for and run only if its holder did not finish it (a killed holder).
+    Returns ``{"run_id", "status", "seconds", "cell", "error"}``. The runner decides which cells to
+    compute (it holds the study directory's lock), so a stored cell handed in here is recomputed. When
+    its files cannot be written (disk full, no permission) the status is ``"unstored"`` and ``error``
+    says why: nothing of the cell is left half-written, and the runner stops.
     """
     torch.set_num_threads(1)
-    _keep_worker_alive()
     spec = from_dict(StudySpec, spec_dict)
-    paths = StudyPaths(root)
     rid = run_id(spec, cell)
     t0 = time.perf_counter()
-    skip = {"run_id": rid, "status": "skipped", "seconds": 0.0, "skipped": True, "cell": cell}
-    with cell_lock(paths, rid, wait=wait) as mine:
-        if not mine:
-            return skip | {"locked": True}
-        # after waiting, the holder was another runner that has just stored the cell: --force included
-        if (not force or wait) and is_finished(paths, rid):
-            return skip | {"locked": False}
-        try:
-            data = data_for(spec, cell)
-        except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
-            data = _Unavailable(exc)
-        tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})
-        write_cell(paths, tables)
+    try:
+        data = data_for(spec, cell)
+    except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
+        data = _Unavailable(exc)
+    tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})
+    summary = {"run_id": rid, "seconds": time.perf_counter() - t0, "cell": cell}
+    try:
+        write_cell(StudyPaths(root), tables)
+    except OSError as exc:
+        return summary | {"status": "unstored", "error": f"cannot write results: {describe_os_error(exc)}"}
     row = tables["runs"].iloc[0]
-    return {
-        "run_id": rid,
+    return summary | {
         "status": str(row["status"]),
-        "seconds": time.perf_counter() - t0,
-        "skipped": False,
-        "locked": False,
-        "cell": cell,
         "error": str(row["error"]) if row["status"] != "ok" else "",
     }
+
+
+def store_lost_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict, exitcode: int | None) -> dict:
+    """Store a cell whose worker process died as ``failed``, with why; return its summary.
+
+    Runs in the runner's process: the cell's run is not repeated (it may be what killed the worker),
+    and a plain rerun retries it like any failed cell.
+    """
+    spec = from_dict(StudySpec, spec_dict)
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
+        how = f"was killed by signal {-exitcode} ({name}"
+        how += ", e.g. by the out-of-memory killer)" if -exitcode == signal.SIGKILL else ")"
+    else:
+        how = f"exited with code {exitcode}"
+    error = WorkerLostError(f"the worker process running this cell {how}; a rerun retries the cell")
+    tables = run_cell(spec, cell, _Unavailable(error), provenance)
+    write_cell(StudyPaths(root), tables)
+    row = tables["runs"].iloc[0]
+    return {"run_id": row["run_id"], "status": "failed", "seconds": 0.0, "cell": cell, "error": str(error)}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``strerror: filename`` of an :class:`OSError`, in one line."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text}: {exc.filename}" if exc.filename else text

@@ -1,0 +1,175 @@
+"""Running a study's cells on a backend: in this process, in the grid's worker pool, or on dask.
+
+Machinery for :mod:`experiments.grid`. :func:`run_cells` returns an :class:`Outcome` rather than
+raising, so the runner can always say what is stored: it stops dispatching on a signal or when a cell
+cannot be written (disk full), records a cell whose worker died as ``failed``, and goes on otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+from experiments._pool import Lost, WorkerPool
+from experiments._signals import Cancelled, Interruption
+from experiments._worker import apply_allocator_settings, execute_cell, store_lost_cell, worker_environment
+from experiments.cell import Cell
+from experiments.errors import UsageError
+from experiments.spec import StudySpec
+from experiments.store import StudyPaths
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where cells run: ``n_jobs`` of the grid's worker processes (``processes``; ``loky`` is its former
+    name) or dask workers (``dask``)."""
+
+    name: str = "processes"
+    n_jobs: int = 1
+    scheduler: str | None = None
+    progress: bool = False
+
+
+@dataclass
+class Outcome:
+    """What a run of cells did.
+
+    Attributes
+    ----------
+    results : list of dict
+        One summary per cell that ended (see :func:`experiments._worker.execute_cell`).
+    lost : int
+        Cells whose worker process died (stored as ``failed``).
+    unstored : str
+        Why a cell could not be written (disk full, permissions); empty when every write succeeded.
+    cancelled : bool
+        Running cells were cancelled by a signal.
+    """
+
+    results: list[dict] = field(default_factory=list)
+    lost: int = 0
+    unstored: str = ""
+    cancelled: bool = False
+
+
+def run_cells(
+    spec: StudySpec,
+    todo: list[Cell],
+    paths: StudyPaths,
+    backend: Backend,
+    provenance: dict,
+    interruption: Interruption,
+) -> Outcome:
+    """Compute ``todo`` and store each cell as it ends; see the module docstring."""
+    from tqdm import tqdm
+
+    os.environ.update(worker_environment())  # inherited by every worker started from here on
+    outcome = Outcome()
+    args = (spec.to_dict(), str(paths.root), provenance)
+    show = backend.progress and sys.stderr.isatty()
+    bar = tqdm(total=len(todo), unit="cell", disable=not show, dynamic_ncols=True)
+    counts: Counter = Counter()
+
+    def record(result: dict) -> None:
+        outcome.results.append(result)
+        counts[result["status"]] += 1
+        if result["status"] == "unstored" and not outcome.unstored:
+            outcome.unstored = result["error"]
+        bar.update(1)
+        bar.set_postfix({k: v for k, v in counts.items() if k != "ok"} or {"failures": 0})
+
+    interruption.graceful = True
+    try:
+        if backend.name == "dask":
+            _run_on_dask(todo, args, backend, record, interruption, outcome)
+        elif backend.n_jobs == 1:
+            apply_allocator_settings()  # this process started before its environment was set
+            for cell in todo:
+                if interruption.stop or outcome.unstored:
+                    break
+                record(execute_cell(args[0], cell, *args[1:]))
+        else:
+            _run_in_pool(todo, args, backend.n_jobs, record, interruption, outcome)
+    except Cancelled:
+        outcome.cancelled = True
+    finally:
+        interruption.graceful = False
+        interruption.raise_on_cancel = True
+        bar.close()
+    return outcome
+
+
+def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, outcome: Outcome) -> None:
+    spec_dict, root, provenance = args
+    pool = WorkerPool(n_jobs, execute_cell, lambda cell: (spec_dict, cell, root, provenance))
+    interruption.raise_on_cancel = False  # the pool polls the flags and kills its workers itself
+
+    def check() -> None:
+        if interruption.cancel:
+            pool.cancel()
+        elif interruption.stop or outcome.unstored:
+            pool.stop()
+
+    for event in pool.run(todo, check):
+        if isinstance(event, Lost):
+            outcome.lost += 1
+            record(store_lost_cell(spec_dict, event.item, root, provenance, event.exitcode))
+        else:
+            record(event.result)
+    outcome.cancelled = interruption.cancel
+
+
+def _run_on_dask(todo, args, backend: Backend, record, interruption: Interruption, outcome) -> None:
+    from joblib import Parallel, delayed
+
+    def tasks():
+        for cell in todo:
+            if interruption.stop or outcome.unstored:
+                return  # joblib then waits for the cells already dispatched
+            yield delayed(execute_cell)(args[0], cell, *args[1:])
+
+    with _dask_backend(backend.scheduler, backend.n_jobs):
+        try:
+            for result in Parallel(n_jobs=-1, return_as="generator_unordered")(tasks()):
+                record(result)
+        except Exception as exc:
+            if type(exc).__name__ != "KilledWorker":
+                raise
+            outcome.lost += 1  # dask retried the cell on other workers, and they died too
+            outcome.unstored = f"dask workers died running a cell ({exc})"
+
+
+@contextlib.contextmanager
+def _dask_backend(scheduler: str | None, n_jobs: int):
+    try:
+        import dask
+        import distributed
+        from joblib import parallel_config
+    except ImportError:
+        raise UsageError("--backend dask needs the dask extra: pip install -e '.[dask]'") from None
+    env = worker_environment()
+    # The nanny sets MALLOC_TRIM_THRESHOLD_=65536 by default, which was measured to halve training speed.
+    dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ": dict(
+                dask.config.get("distributed.nanny.pre-spawn-environ", {})
+            )
+            | env
+        }
+    )
+    cluster = None
+    if scheduler is None:
+        cluster = distributed.LocalCluster(
+            n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    client = distributed.Client(scheduler or cluster)
+    try:
+        with parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
