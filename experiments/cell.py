@@ -71,7 +71,7 @@ def cells_of(spec: StudySpec) -> list[Cell]:
     a seed's latency timings correlated (intra-seed correlation 0.14-0.28 of run medians with seed-major
     order) and the seed-level bootstrap wider. Variants of one seed and fraction stay adjacent, so
     their comparison is still made at nearly the same moment. Each worker caches every seed's data
-    (:func:`experiments._execute.data_for`), so the order costs no extra loading.
+    (:func:`experiments._worker.data_for`), so the order costs no extra loading.
     """
     levels = spec.factor_levels()
     cells = []
