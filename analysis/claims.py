@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import ok_runs, paired_contrasts
-from analysis.latency import latency_ratios
-from analysis.mixed import fit_mixed
+from analysis.design import ok_runs
+from analysis.stats.contrasts import paired_contrasts
+from analysis.stats.latency import latency_ratios
+from analysis.stats.mixed import fit_mixed
 
 SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "not resolved at this seed count"
 SOURCE = "single-run study (issue 4)"

@@ -27,15 +27,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analysis.bootstrap import MIN_BCA_SEEDS, bca_means, holm, ok_runs, resample_indices, t_interval
-from downscalexr.seeding import numpy_rng
+from analysis.design import CONSISTENCY_MODES as CONSISTENCY_MODES
+from analysis.design import MLP_MODEL, base_levels, design_frame, ok_runs
+from analysis.design import base_runs as base_runs
+from analysis.design import has_inductive_design as has_inductive_design
+from analysis.stats.contrasts import contrast_test, per_seed_contrast
+from analysis.stats.hypothesis_tests import holm
 
-MLP_MODEL = "mlp"
-BASE_LEVELS: dict[str, object] = {"permute": False, "location_shift": 0.0, "init": "random"}
+seed_values = per_seed_contrast
+
 EDGE_INITS = ("edge_frozen", "edge_trainable")
-CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
 SUBSAMPLING = ("strided", "subsample")  # downsampling that drops pixels without low-pass filtering
 POOLING = ("avgpool", "maxpool", "lppool", "softpool", "mixedpool")  # plus the blurpool family
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -67,123 +69,6 @@ def is_pooling(variant: str) -> bool:
     return variant in POOLING or variant.startswith(("blurpool", "maxblurpool"))
 
 
-def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs with normalised factor columns and an ``arm`` column naming the model (and variant).
-
-    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random.
-    ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs (``model:variant`` when the study
-    has several CNN models). Every status is kept.
-    """
-    out = runs.copy()
-    out["permute"] = out["permute"].astype("boolean").fillna(False).astype(bool)
-    out["location_shift"] = out["location_shift"].astype(float).fillna(0.0)
-    out["init"] = out["init"].astype("string").fillna("random").astype(str)
-    model = out["model"].astype(str)
-    mlp = model == MLP_MODEL
-    several = model[~mlp].nunique() > 1
-    cnn_arm = (model + ":" + out["variant"].astype(str)) if several else out["variant"].astype(str)
-    out["arm"] = np.where(mlp, MLP_MODEL, cnn_arm)
-    out["is_mlp"] = mlp.to_numpy()
-    return out
-
-
-def base_levels(runs: pd.DataFrame) -> dict[str, object]:
-    """Per factor, the level the standard report sections use: the default if present, else the lowest."""
-    d = design_frame(runs)
-    d = d[d["status"] == "ok"] if "status" in d else d
-    out = {}
-    for factor, default in BASE_LEVELS.items():
-        levels = sorted(set(d[factor]))
-        out[factor] = default if default in levels or not levels else levels[0]
-    return out
-
-
-def base_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """CNN runs at the base level of every factor (the rows the standard report sections analyse).
-
-    A study whose factors do not vary (the default study) gets every row back unchanged.
-    """
-    d = design_frame(runs)
-    levels = base_levels(runs)
-    keep = ~d["is_mlp"]
-    for factor, level in levels.items():
-        keep &= d[factor] == level
-    return runs[keep.to_numpy()]
-
-
-def has_inductive_design(runs: pd.DataFrame, kernels: pd.DataFrame | None = None) -> bool:
-    """Whether the study has anything the "Inductive bias" section can analyse.
-
-    True when it has MLP runs, two levels of permute / location shift / init, a measured shift
-    consistency, or first-layer kernels.
-    """
-    d = design_frame(runs[runs["status"] == "ok"])
-    varied = any(d[f].nunique() > 1 for f in BASE_LEVELS)
-    measured = any(d[c].notna().any() for c in CONSISTENCY_MODES.values() if c in d)
-    return bool(d["is_mlp"].any() or varied or measured or (kernels is not None and not kernels.empty))
-
-
-def seed_values(
-    frame: pd.DataFrame,
-    metric: str,
-    terms: Sequence[tuple[float, Mapping[str, object]]],
-    keys: Sequence[str] = ("data_fraction",),
-) -> pd.Series:
-    """Per-seed value of ``sum_k coef_k * metric(cells matching selection_k)``, paired within a seed.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        :func:`design_frame` output, ok runs only.
-    metric : str
-        The runs column.
-    terms : sequence of (float, dict)
-        Coefficient and selection (column -> level) of each term; together the selections must fix
-        every design factor that is not in ``keys`` (else cells of different levels are averaged).
-    keys : sequence of str
-        Coordinates matched within a seed (and then averaged over), e.g. the data fraction.
-
-    Returns
-    -------
-    Series
-        Indexed by seed; only seeds (and within them, keys) present in every term contribute.
-    """
-    parts = []
-    for coef, selection in terms:
-        mask = np.ones(len(frame), dtype=bool)
-        for column, level in selection.items():
-            mask &= (frame[column] == level).to_numpy()
-        cells = frame[mask].groupby(["seed", *keys])[metric].mean()
-        parts.append(coef * cells)
-    joined = pd.concat(parts, axis=1, join="inner").dropna()
-    if joined.empty:
-        return pd.Series(dtype=float, name=metric)
-    return joined.sum(axis=1).groupby(level="seed").mean().rename(metric)
-
-
-def _interval(d: np.ndarray, alpha: float, n_boot: int, rng_key: tuple) -> tuple[float, float, str]:
-    if d.size >= MIN_BCA_SEEDS:
-        idx = resample_indices(d.size, n_boot, numpy_rng(*rng_key))
-        _, low, high = bca_means(d[None, :], idx, alpha)
-        return float(low[0]), float(high[0]), "bca"
-    _, low, high = t_interval(d, alpha)
-    return low, high, "t"
-
-
-def _p_values(d: np.ndarray, kind: str, margin: float) -> float:
-    n, mean = d.size, float(d.mean()) if d.size else np.nan
-    if n < 2:
-        return np.nan
-    se = d.std(ddof=1) / np.sqrt(n)
-    if se == 0:  # constant differences: the answer is certain
-        if kind == "equivalence":
-            return float(abs(mean) >= margin)
-        return float(mean == 0)
-    if kind == "equivalence":  # TOST: both one-sided tests must reject
-        return float(max(stats.t.sf((mean + margin) / se, n - 1), stats.t.cdf((mean - margin) / se, n - 1)))
-    return float(2 * stats.t.sf(abs(mean) / se, n - 1))
-
-
 def contrast_row(
     values: pd.Series,
     *,
@@ -204,20 +89,12 @@ def contrast_row(
     ``kind`` is ``"difference"`` (paired t-test against 0), ``"equivalence"`` (TOST with ``margin``) or
     ``"estimate"`` (descriptive: interval only, not in the Holm family).
     """
-    kinds = ("difference", "equivalence", "estimate")
-    if kind not in kinds:
-        raise ValueError(f"kind {kind!r} is unknown; choose from {', '.join(kinds)}")
-    d = values.to_numpy(dtype=float)
-    d = d[~np.isnan(d)]
-    key = (seed, "inductive", hypothesis, subject, part)
-    low, high, method = _interval(d, alpha, n_boot, key) if d.size else (np.nan, np.nan, "none")
-    low_eq, high_eq, _ = _interval(d, 2 * alpha, n_boot, key) if d.size else (np.nan, np.nan, "none")
+    test = contrast_test(values, kind, margin=margin, alpha=alpha, n_boot=n_boot,
+                         rng_key=(seed, "inductive", hypothesis, subject, part))  # fmt: skip
     return {
         "hypothesis": hypothesis, "subject": subject, "part": part, "contrast": contrast, "metric": metric,
-        "kind": kind, "direction": int(direction), "in_family": kind != "estimate", "n_seeds": int(d.size),
-        "estimate": float(d.mean()) if d.size else np.nan, "low": low, "high": high, "low_eq": low_eq,
-        "high_eq": high_eq, "p_value": np.nan if kind == "estimate" else _p_values(d, kind, margin),
-        "p_holm": np.nan, "method": method, "verdict": "",
+        "kind": kind, "direction": int(direction), "in_family": kind != "estimate", **test,
+        "p_holm": np.nan, "verdict": "",
     }  # fmt: skip
 
 

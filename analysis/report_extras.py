@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import bias, bootstrap, claims, curves, figures, latency, power
+from analysis import claims, figures
 from analysis.report_sections import Section, Settings, Table, fraction_label, order_variants, pp_suffix
+from analysis.stats import bias, curves, hierarchical, intervals, latency, power
 from analysis.tables import format_interval, format_value, interval_cells, is_unit_metric
 
 
@@ -21,7 +22,7 @@ def predictions_section(tables: dict, s: Settings) -> Section:
     if preds.empty:
         section.text.append("The study has no predictions table, so this section is skipped.")
         return section
-    hb = bootstrap.hierarchical_bootstrap(preds, runs, metric="accuracy", **s.kw)
+    hb = hierarchical.hierarchical_bootstrap(preds, runs, metric="accuracy", **s.kw)
     hb_disp = order_variants(hb, s.reference).assign(
         data_fraction=lambda d: d["data_fraction"].map(fraction_label),
         cell=lambda d: interval_cells(d, estimate="estimate"),
@@ -58,7 +59,7 @@ def predictions_section(tables: dict, s: Settings) -> Section:
         ),
         Table("mcnemar", f"McNemar tests against {s.reference}, summed over seeds", mc, mc_disp),
     ]
-    if bootstrap.is_multiclass(preds):
+    if hierarchical.is_multiclass(preds):
         section.text.append("ROC and precision-recall curves are drawn for binary tasks only.")
         return section
     fig = figures.roc_pr_curves(preds, runs, reference=s.reference)[0]
@@ -125,7 +126,7 @@ def curves_section(runs: pd.DataFrame, s: Settings) -> tuple[Section, pd.DataFra
             "Power-law fits need at least three training-set sizes and a metric in [0, 1]; skipped."
         )
     gap_runs = ok.assign(generalization_gap=ok["train_accuracy"] - ok["accuracy"])
-    gap = bootstrap.seed_summary(gap_runs, "generalization_gap", **s.kw)
+    gap = intervals.seed_summary(gap_runs, "generalization_gap", **s.kw)
     gap_disp = (
         order_variants(gap, s.reference)
         .assign(
@@ -251,7 +252,7 @@ def latency_section(tables: dict, s: Settings) -> tuple[Section, pd.DataFrame | 
     ok = runs[runs["status"] == "ok"]
     largest = ok[ok["data_fraction"] == ok["data_fraction"].max()]
     metric = s.metrics[0]
-    trade = bootstrap.seed_summary(largest, metric, by=("variant",), **s.kw)
+    trade = intervals.seed_summary(largest, metric, by=("variant",), **s.kw)
     fmt = "contiguous" if (lr["memory_format"] == "contiguous").any() else sorted(lr["memory_format"])[0]
     lr_fmt = lr[lr["memory_format"] == fmt]
     small, big = lr_fmt["batch_size"].min(), lr_fmt["batch_size"].max()

@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import figures, inductive, kernels, reliability
+from analysis import figures, inductive
 from analysis import figures_inductive as fi
-from analysis.bootstrap import paired_contrasts, seed_summary
 from analysis.report_sections import Section, Settings, Table, fraction_label, order_variants
+from analysis.stats import calibration as reliability
+from analysis.stats import kernels
+from analysis.stats.contrasts import paired_contrasts
+from analysis.stats.intervals import seed_summary
 from analysis.tables import format_interval, format_p, format_value, interval_cells
 
 ECE_BINS = 15  # the bins of the runs table's ece column (downscalexr.metrics.ECE_BINS)

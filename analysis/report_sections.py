@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis import bias, bootstrap, figures, mixed
+from analysis import figures
+from analysis.stats import bias, contrasts, intervals, mixed
 from analysis.tables import format_interval, format_p, format_value, interval_cells, is_unit_metric
 
 
@@ -74,7 +75,7 @@ def pp_suffix(metric: str) -> str:
 
 def metrics_section(runs: pd.DataFrame, s: Settings) -> Section:
     """Mean and interval of each metric per variant x fraction (t below 10 seeds, BCa from 10)."""
-    summ = pd.concat([bootstrap.seed_summary(runs, m, **s.kw) for m in s.metrics], ignore_index=True)
+    summ = pd.concat([intervals.seed_summary(runs, m, **s.kw) for m in s.metrics], ignore_index=True)
     summ["cell"] = interval_cells(summ)
     disp = summ.pivot_table(
         index=["variant", "data_fraction"], columns="metric", values="cell", aggfunc="first", sort=False
@@ -100,7 +101,7 @@ def metrics_section(runs: pd.DataFrame, s: Settings) -> Section:
 
 def contrasts_section(runs: pd.DataFrame, s: Settings) -> tuple[Section, pd.DataFrame]:
     """Paired differences to the reference per fraction and pooled, Holm-adjusted."""
-    pc = bootstrap.paired_contrasts(runs, s.metrics, reference=s.reference, **s.kw)
+    pc = contrasts.paired_contrasts(runs, s.metrics, reference=s.reference, **s.kw)
     disp = pd.DataFrame(
         {
             "metric": pc["metric"],

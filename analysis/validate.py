@@ -30,8 +30,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy import stats
 
-from analysis.bootstrap import bca_means, holm, resample_indices
-from analysis.mixed import fit_mixed
+from analysis.stats.hypothesis_tests import holm
+from analysis.stats.intervals import bca_means, resample_indices
+from analysis.stats.mixed import fit_mixed
 from downscalexr.seeding import numpy_rng
 
 VARIANTS = ("avgpool", "maxpool", "strided")

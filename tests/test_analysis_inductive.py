@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from statsmodels.stats.weightstats import ttost_paired
 
-from analysis import inductive, kernels, reliability, report
+from analysis import inductive, report
 from analysis.simulate import simulate_study
 from analysis.simulate_inductive import planted_kernel, simulate_inductive_study
+from analysis.stats import calibration as reliability
+from analysis.stats import kernels
 from downscalexr import schema
 from downscalexr.metrics import expected_calibration_error as metrics_ece
 

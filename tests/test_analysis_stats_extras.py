@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import claims, curves, latency, power
+from analysis import claims
 from analysis.simulate import simulate_study
+from analysis.stats import curves, latency, power
 
 
 def test_latency_ratio_recovers_planted_twofold():

@@ -7,17 +7,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import bias, mixed
 from analysis.simulate import simulate_study
+from analysis.stats import bias, hypothesis_tests, mixed
 
 
 def test_mcnemar_known_answers():
     # chi-square with continuity correction: (|10 - 30| - 1)^2 / 40 = 9.025
-    statistic, p, method = bias.mcnemar(10, 30)
+    statistic, p, method = hypothesis_tests.mcnemar(10, 30)
     assert method == "chi2" and statistic == pytest.approx(9.025)
     assert p == pytest.approx(stats.chi2.sf(9.025, 1))
     # exact: two-sided binomial, 2 * P(X <= 1 | n=10, 1/2) = 2 * 11 / 1024
-    statistic, p, method = bias.mcnemar(1, 9)
+    statistic, p, method = hypothesis_tests.mcnemar(1, 9)
     assert method == "exact" and statistic == 1 and p == pytest.approx(22 / 1024)
 
 

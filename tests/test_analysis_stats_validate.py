@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from analysis import validate
-from analysis.bootstrap import paired_contrasts
 from analysis.simulate import simulate_study
+from analysis.stats import paired_contrasts
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import latency
 from analysis.simulate import simulate_study
+from analysis.stats import latency
 
 PLANTED = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}
 SLOPES = {"avgpool": 0.6, "maxpool": 0.9, "strided": 0.75}  # unequal: the ratios depend on the speed

@@ -33,11 +33,34 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import ok_runs
+from analysis.design import ok_runs
+from analysis.stats.intervals import percentile_interval
 from downscalexr.seeding import numpy_rng
 
 CHUNK = 500  # bootstrap replicates evaluated at once (bounds memory, not a loop over single resamples)
 MIN_ADJUST_RUNS = 8  # fewer runs than this give too noisy a slope to adjust by
+LATENCY_COLUMNS = [
+    "variant",
+    "reference",
+    "batch_size",
+    "memory_format",
+    "median_ms",
+    "median_low",
+    "median_high",
+    "ratio",
+    "low",
+    "high",
+    "n_seeds",
+    "adjusted",
+    "slope",
+    "speed_ms",
+    "raw_median_ms",
+    "raw_median_low",
+    "raw_median_high",
+    "raw_ratio",
+    "raw_low",
+    "raw_high",
+]
 
 
 def _cube(frame: pd.DataFrame, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,73 +233,77 @@ def latency_ratios(
         if reference not in cubes:
             continue
         adjusted = adjust and np.isfinite(center) and _adjustable(cubes)
-        kinds = ("raw", "adj") if adjusted else ("raw",)
-        boot = {(k, v): np.empty(n_boot) for k in kinds for v in cubes}
         run_medians = {v: _run_summaries(c, p) for v, (c, _, p) in cubes.items()} if adjusted else {}
-        for start in range(0, n_boot, CHUNK):
-            size = min(CHUNK, n_boot - start)
-            seed_idx = rng.integers(0, seeds.size, size=(size, seeds.size))  # shared by every variant
-            for v, (cube, counts, probe) in cubes.items():
-                uniform = rng.random((size, *cube.shape))  # the same repeat draws for raw and adjusted
-                raw, adj = _boot_medians(
-                    cube, counts, seed_idx, uniform, probe if adjusted else None, center, run_medians.get(v)
-                )
-                boot["raw", v][start : start + size] = raw
-                if adjusted:
-                    boot["adj", v][start : start + size] = adj
-        point = {}
-        for v, (cube, _, probe) in cubes.items():
-            raw = float(np.nanmedian(cube))
-            point[v] = (
-                (raw, *_adjusted_point(cube, probe, center, run_medians[v]))
-                if adjusted
-                else (raw, raw, np.nan)
-            )
+        boot = _block_replicates(cubes, seeds.size, rng, n_boot, center, run_medians)
+        point = _block_points(cubes, center, run_medians)
         main = "adj" if adjusted else "raw"
         for v in cubes:
             row = {"variant": v, "reference": reference, "batch_size": int(batch), "memory_format": fmt}
-            for prefix, kind, median, ref_median in (
-                ("", main, point[v][1], point[reference][1]),  # point[1] is the raw median unless adjusted
-                ("raw_", "raw", point[v][0], point[reference][0]),
-            ):
-                low_m, high_m = np.nanquantile(boot[kind, v], [alpha / 2, 1 - alpha / 2])
-                log_ratio = np.log(boot[kind, v]) - np.log(boot[kind, reference])
-                low, high = np.exp(np.nanquantile(log_ratio, [alpha / 2, 1 - alpha / 2]))
-                if v == reference:
-                    low = high = 1.0
-                row.update({f"{prefix}median_ms": median, f"{prefix}median_low": float(low_m),
-                            f"{prefix}median_high": float(high_m), f"{prefix}ratio": median / ref_median,
-                            f"{prefix}low": float(low), f"{prefix}high": float(high)})  # fmt: skip
+            # point[v] is (raw median, adjusted median, slope): column 1 is the raw median unless adjusted
+            for prefix, kind, k in (("", main, 1), ("raw_", "raw", 0)):
+                medians = (point[v][k], point[reference][k])
+                row.update(_ratio_columns(prefix, boot[kind, v], boot[kind, reference], *medians, alpha))
+            if v == reference:
+                row.update({"low": 1.0, "high": 1.0, "raw_low": 1.0, "raw_high": 1.0})
             row["n_seeds"] = int(group.loc[group["variant"] == v, "seed"].nunique())
             row["adjusted"] = bool(adjusted)
             row["slope"] = point[v][2]
             row["speed_ms"] = float(np.exp(center)) if adjusted else np.nan
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=LATENCY_COLUMNS)
 
 
-COLUMNS = [
-    "variant",
-    "reference",
-    "batch_size",
-    "memory_format",
-    "median_ms",
-    "median_low",
-    "median_high",
-    "ratio",
-    "low",
-    "high",
-    "n_seeds",
-    "adjusted",
-    "slope",
-    "speed_ms",
-    "raw_median_ms",
-    "raw_median_low",
-    "raw_median_high",
-    "raw_ratio",
-    "raw_low",
-    "raw_high",
-]
+def _block_replicates(
+    cubes: dict, n_seeds: int, rng: np.random.Generator, n_boot: int, center: float, run_medians: dict
+) -> dict:
+    """Bootstrap medians of every variant of one batch size x format block, ``{(kind, variant): (B,)}``.
+
+    ``kind`` is ``"raw"``, and also ``"adj"`` (speed-adjusted) when ``run_medians`` is given. Seeds are
+    drawn once per replicate for every variant (the pairing of the design).
+    """
+    adjusted = bool(run_medians)
+    kinds = ("raw", "adj") if adjusted else ("raw",)
+    boot = {(k, v): np.empty(n_boot) for k in kinds for v in cubes}
+    for start in range(0, n_boot, CHUNK):
+        size = min(CHUNK, n_boot - start)
+        seed_idx = rng.integers(0, n_seeds, size=(size, n_seeds))  # shared by every variant
+        for v, (cube, counts, probe) in cubes.items():
+            uniform = rng.random((size, *cube.shape))  # the same repeat draws for raw and adjusted
+            raw, adj = _boot_medians(
+                cube, counts, seed_idx, uniform, probe if adjusted else None, center, run_medians.get(v)
+            )
+            boot["raw", v][start : start + size] = raw
+            if adjusted:
+                boot["adj", v][start : start + size] = adj
+    return boot
+
+
+def _block_points(cubes: dict, center: float, run_medians: dict) -> dict:
+    """Per variant ``(raw median, adjusted median, slope)``; unadjusted blocks repeat the raw median."""
+    point = {}
+    for v, (cube, _, probe) in cubes.items():
+        raw = float(np.nanmedian(cube))
+        if run_medians:
+            point[v] = (raw, *_adjusted_point(cube, probe, center, run_medians[v]))
+        else:
+            point[v] = (raw, raw, np.nan)
+    return point
+
+
+def _ratio_columns(
+    prefix: str, boot: np.ndarray, boot_ref: np.ndarray, median: float, ref_median: float, alpha: float
+) -> dict:
+    """A variant's median with its interval and its ratio to the reference with the ratio's interval."""
+    low_m, high_m = percentile_interval(boot, alpha)
+    low, high = np.exp(percentile_interval(np.log(boot) - np.log(boot_ref), alpha))
+    return {
+        f"{prefix}median_ms": median,
+        f"{prefix}median_low": float(low_m),
+        f"{prefix}median_high": float(high_m),
+        f"{prefix}ratio": median / ref_median,
+        f"{prefix}low": float(low),
+        f"{prefix}high": float(high),
+    }
 
 
 def _speed_center(data: pd.DataFrame) -> float:

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.bootstrap import ok_runs
+from analysis.design import ok_runs
+from analysis.stats.contrasts import paired_differences
 
 
 def paired_difference_sd(runs: pd.DataFrame, metric: str, reference: str = "avgpool") -> tuple[float, int]:
@@ -34,13 +35,11 @@ def paired_difference_sd(runs: pd.DataFrame, metric: str, reference: str = "avgp
     variants = sorted(ok["variant"].unique())
     if reference not in variants:
         raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {variants}")
-    wide = ok.pivot_table(index="seed", columns=["variant", "data_fraction"], values=metric, aggfunc="mean")
+    keys, diffs, _ = paired_differences(ok, metric, reference)
     variances, counts = [], []
-    for v, f in wide.columns:
-        if v == reference or (reference, f) not in wide.columns:
-            continue
-        d = (wide[(v, f)] - wide[(reference, f)]).dropna()
-        if d.size >= 2:
+    for key, row in zip(keys, diffs, strict=True):
+        d = row[~np.isnan(row)]
+        if not np.isnan(key["data_fraction"]) and d.size >= 2:  # per fraction, not the pooled rows
             variances.append(d.var(ddof=1))
             counts.append(d.size)
     if not variances:
@@ -95,7 +94,16 @@ def power_analysis(
     rows = []
     for m in [metric] if isinstance(metric, str) else list(metric):
         sd, n = paired_difference_sd(runs, m, reference)
-        rows.append({"metric": m, "n_seeds": n, "seed_sd": sd, "mde": z * sd / np.sqrt(n),
-                     "seeds_needed": int(np.ceil((z * sd / effect) ** 2)), "effect": effect, "alpha": alpha,
-                     "power": power})  # fmt: skip
+        rows.append(
+            {
+                "metric": m,
+                "n_seeds": n,
+                "seed_sd": sd,
+                "mde": z * sd / np.sqrt(n),
+                "seeds_needed": int(np.ceil((z * sd / effect) ** 2)),
+                "effect": effect,
+                "alpha": alpha,
+                "power": power,
+            }
+        )
     return pd.DataFrame(rows)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import ok_runs, resample_indices, seed_summary
+from analysis.design import ok_runs
+from analysis.stats.intervals import percentile_interval, resample_indices, seed_summary
 from downscalexr.seeding import numpy_rng
 
 B_GRID = np.linspace(0.01, 3.0, 600)  # exponents searched by the profile fit
@@ -109,7 +110,7 @@ def power_law_fits(
         boot = fit_power_law(sizes, err[:, idx].mean(2))  # (F, B) mean curves of the replicates
         row = {"variant": v, "metric": metric, "n_seeds": int(seeds.size)}
         for name, est, reps in zip("abc", point, boot, strict=True):
-            low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+            low, high = percentile_interval(reps, alpha)
             row.update({name: float(est[0]), f"{name}_low": float(low), f"{name}_high": float(high)})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -157,15 +158,26 @@ def examples_to_target(
         point[v] = _n_needed(*fit_power_law(sizes, err.mean(1)[:, None]), 1.0 - target)[0]
         boot[v] = _n_needed(*fit_power_law(sizes, err[:, idx].mean(2)), 1.0 - target)
     rows = []
-    q = [alpha / 2, 1 - alpha / 2]
     for v in curves:
-        low, high = np.quantile(boot[v], q)
+        low, high = percentile_interval(boot[v], alpha)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio_boot = boot[v] / boot[reference]
             ratio = point[v] / point[reference]
-        r_low, r_high = np.nanquantile(ratio_boot, q) if np.isfinite(ratio_boot).any() else (np.nan, np.nan)
-        rows.append({"variant": v, "metric": metric, "target": target, "n_needed": float(point[v]),
-                     "low": float(low), "high": float(high), "ratio_vs_reference": float(ratio),
-                     "ratio_low": float(r_low), "ratio_high": float(r_high),
-                     "extrapolated": bool(not sizes[0] <= point[v] <= sizes[-1])})  # fmt: skip
+        # neither curve reaching the target in any replicate leaves the ratio undefined
+        defined = np.isfinite(ratio_boot).any()
+        r_low, r_high = percentile_interval(ratio_boot, alpha) if defined else (np.nan, np.nan)
+        rows.append(
+            {
+                "variant": v,
+                "metric": metric,
+                "target": target,
+                "n_needed": float(point[v]),
+                "low": float(low),
+                "high": float(high),
+                "ratio_vs_reference": float(ratio),
+                "ratio_low": float(r_low),
+                "ratio_high": float(r_high),
+                "extrapolated": bool(not sizes[0] <= point[v] <= sizes[-1]),
+            }
+        )
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from analysis.bootstrap import ok_runs
+from analysis.design import ok_runs
 
 # bfgs first: on these designs lbfgs can hit a singular matrix or an infinite likelihood at zero seed variance
 OPTIMIZERS = ("bfgs", "lbfgs", "powell", "nm")

@@ -9,40 +9,37 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analysis.bootstrap import ok_runs, paired_contrasts, prediction_matrix, seed_summary
+from analysis.design import ok_runs
+from analysis.stats.contrasts import paired_contrasts
+from analysis.stats.hierarchical import prediction_matrix
+from analysis.stats.hypothesis_tests import mcnemar
+from analysis.stats.intervals import seed_summary
 
 BIAS_MEASURES = ("fpr", "fnr", "ppr_over_prevalence", "criterion_c", "dprime")
-EXACT_BELOW = 25  # discordant pairs below which McNemar's test uses the exact binomial distribution
-
-
-def mcnemar(b: int, c: int) -> tuple[float, float, str]:
-    """McNemar's test of ``b`` versus ``c`` discordant pairs.
-
-    Exact two-sided binomial test when ``b + c < 25`` (statistic ``min(b, c)``), otherwise the
-    continuity-corrected chi-square ``(|b - c| - 1)**2 / (b + c)`` with one degree of freedom.
-
-    Returns
-    -------
-    tuple
-        ``(statistic, p_value, method)`` with method ``"exact"`` or ``"chi2"``.
-
-    Examples
-    --------
-    >>> mcnemar(0, 0)
-    (0.0, 1.0, 'exact')
-    >>> round(mcnemar(10, 30)[0], 3)
-    9.025
-    """
-    n = b + c
-    if n == 0:
-        return 0.0, 1.0, "exact"
-    if n < EXACT_BELOW:
-        p = min(1.0, 2.0 * stats.binom.cdf(min(b, c), n, 0.5))
-        return float(min(b, c)), float(p), "exact"
-    chi2 = (abs(b - c) - 1.0) ** 2 / n
-    return float(chi2), float(stats.chi2.sf(chi2, 1)), "chi2"
+BIAS_COLUMNS = [
+    "variant",
+    "data_fraction",
+    "measure",
+    "mean",
+    "low",
+    "high",
+    "diff_vs_reference",
+    "diff_low",
+    "diff_high",
+    "over_calls",
+]
+MCNEMAR_COLUMNS = [
+    "variant",
+    "reference",
+    "data_fraction",
+    "seed",
+    "b",
+    "c",
+    "statistic",
+    "p_value",
+    "method",
+]
 
 
 def mcnemar_tests(
@@ -82,11 +79,19 @@ def mcnemar_tests(
         c = int(np.sum(~correct[j] & correct[i]))
         statistic, p, method = mcnemar(b, c)
         rows.append(
-            {"variant": variant, "reference": reference, "data_fraction": float(fraction),
-             "seed": int(seed_value), "b": b, "c": c, "statistic": statistic, "p_value": p, "method": method}
-        )  # fmt: skip
-    columns = ["variant", "reference", "data_fraction", "seed", "b", "c", "statistic", "p_value", "method"]
-    return pd.DataFrame(rows, columns=columns)
+            {
+                "variant": variant,
+                "reference": reference,
+                "data_fraction": float(fraction),
+                "seed": int(seed_value),
+                "b": b,
+                "c": c,
+                "statistic": statistic,
+                "p_value": p,
+                "method": method,
+            }
+        )
+    return pd.DataFrame(rows, columns=MCNEMAR_COLUMNS)
 
 
 def bias_summary(
@@ -99,8 +104,8 @@ def bias_summary(
 ) -> pd.DataFrame:
     """FPR, FNR, predicted-positive rate / prevalence, criterion c and d' per variant and fraction.
 
-    Levels use :func:`analysis.bootstrap.seed_summary`; differences to the reference use
-    :func:`analysis.bootstrap.paired_contrasts` (seeds resampled jointly). Rows with ``data_fraction``
+    Levels use :func:`analysis.stats.intervals.seed_summary`; differences to the reference use
+    :func:`analysis.stats.contrasts.paired_contrasts` (seeds resampled jointly). Rows with ``data_fraction``
     NaN pool the fractions (mean over fractions within a seed).
 
     Returns
@@ -145,8 +150,6 @@ def bias_summary(
     out = out.merge(flag, on=["variant", "data_fraction"], how="left")
     out.loc[ref_rows.to_numpy(), "over_calls"] = False
     out["over_calls"] = out["over_calls"].fillna(False).astype(bool)
-    columns = ["variant", "data_fraction", "measure", "mean", "low", "high", "diff_vs_reference", "diff_low",
-               "diff_high", "over_calls"]  # fmt: skip
-    return out[columns].sort_values(
+    return out[BIAS_COLUMNS].sort_values(
         ["measure", "variant", "data_fraction"], na_position="last", ignore_index=True
     )

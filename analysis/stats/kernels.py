@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from analysis.stats.intervals import t_band
 
 PAD = 16  # FFT size: fine enough to resolve the spectrum of a 3x3 to 7x7 kernel
 N_RADII = 8
@@ -127,9 +128,16 @@ def kernel_summaries(
     rows, groups = [], {}
     for run_id, stack in stacks.items():
         key = tuple(ok.loc[run_id, list(by)])
-        rows.append({"run_id": run_id, "seed": int(ok.loc[run_id, "seed"]), **dict(zip(by, key, strict=True)),
-                     "n_kernels": len(stack), "size": stack.shape[1],
-                     "high_frequency_fraction": high_frequency_fraction(stack)})  # fmt: skip
+        rows.append(
+            {
+                "run_id": run_id,
+                "seed": int(ok.loc[run_id, "seed"]),
+                **dict(zip(by, key, strict=True)),
+                "n_kernels": len(stack),
+                "size": stack.shape[1],
+                "high_frequency_fraction": high_frequency_fraction(stack),
+            }
+        )
         groups.setdefault(key, []).append(stack)
     per_run = pd.DataFrame(
         rows, columns=["run_id", "seed", *by, "n_kernels", "size", "high_frequency_fraction"]
@@ -139,14 +147,18 @@ def kernel_summaries(
         sizes = {s.shape[1:] for s in group}
         if len(sizes) == 1:
             mean_abs[key] = np.mean([np.abs(unit_norm(s)).mean(axis=0) for s in group], axis=0)
-        curves = np.array([radial_power(s)[1] for s in group])
-        mean = curves.mean(axis=0)
-        n = len(group)
-        t = stats.t.ppf(1 - alpha / 2, max(n - 1, 1))
-        half = t * curves.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full_like(mean, np.nan)
+        mean, half = t_band(np.array([radial_power(s)[1] for s in group]), alpha)
         for radius, m, h in zip(radial_power(group[0])[0], mean, half, strict=True):
-            spec_rows.append({**dict(zip(by, key, strict=True)), "radius": radius, "power": m, "low": m - h,
-                              "high": m + h, "n_runs": len(group)})  # fmt: skip
+            spec_rows.append(
+                {
+                    **dict(zip(by, key, strict=True)),
+                    "radius": radius,
+                    "power": m,
+                    "low": m - h,
+                    "high": m + h,
+                    "n_runs": len(group),
+                }
+            )
     return {
         "per_run": per_run,
         "mean_abs": mean_abs,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import ok_runs, resample_indices
+from analysis.design import ok_runs
+from analysis.stats.intervals import percentile_interval, resample_indices
 from downscalexr.seeding import numpy_rng
 
 CURVE_COLUMNS = ["bin", "bin_low", "bin_high", "n_runs", "count", "confidence", "frequency", "low", "high"]
@@ -73,6 +74,49 @@ def run_matrix(predictions: pd.DataFrame) -> tuple[list, np.ndarray, np.ndarray]
     return list(conf.index), conf.to_numpy(dtype=float), outcome.to_numpy(dtype=float)
 
 
+def _bin_rows(
+    bins: np.ndarray,
+    conf: np.ndarray,
+    outcome: np.ndarray,
+    w_run: np.ndarray,
+    w_example: np.ndarray,
+    n_bins: int,
+    alpha: float,
+) -> list[dict]:
+    """The non-empty bins of one group of runs: pooled confidence and frequency with a percentile band.
+
+    ``bins``, ``conf`` and ``outcome`` are the group's runs x examples; ``w_run`` (B, R) and
+    ``w_example`` (B, N) the multiplicities of runs and test examples in each bootstrap replicate.
+    """
+    edges = np.linspace(0, 1, n_bins + 1)
+    rows = []
+    for b in range(n_bins):
+        member = (bins == b).astype(np.float32)  # (R, N)
+        count = float(member.sum())
+        if count == 0:
+            continue
+        hits = member * np.nan_to_num(outcome).astype(np.float32)
+        low = high = np.nan
+        if len(bins) > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = ((w_run @ hits) * w_example).sum(1) / ((w_run @ member) * w_example).sum(1)
+            low, high = percentile_interval(boot, alpha)
+        rows.append(
+            {
+                "bin": b,
+                "bin_low": edges[b],
+                "bin_high": edges[b + 1],
+                "n_runs": len(bins),
+                "count": int(count),
+                "confidence": float((member * np.nan_to_num(conf)).sum() / count),
+                "frequency": float(hits.sum() / count),
+                "low": float(low),
+                "high": float(high),
+            }
+        )
+    return rows
+
+
 def reliability_curve(
     predictions: pd.DataFrame,
     runs: pd.DataFrame,
@@ -87,7 +131,7 @@ def reliability_curve(
 
     The point of a bin is the pooled observed frequency (sum of outcomes / count over every run of the
     group) at the pooled mean confidence. The band is a two-level percentile bootstrap like
-    :func:`analysis.bootstrap.hierarchical_bootstrap`: each replicate resamples the group's runs
+    :func:`analysis.stats.hierarchical.hierarchical_bootstrap`: each replicate resamples the group's runs
     (seeds) and, once for all runs, the test examples (the test set is shared, so its sampling error is
     common to every seed), then recomputes the pooled frequency.
 
@@ -125,30 +169,14 @@ def reliability_curve(
     example_idx = resample_indices(conf.shape[1], n_boot, rng)
     w_example = np.zeros((n_boot, conf.shape[1]), dtype=np.float32)  # float32: counts stay exact < 2**24
     np.add.at(w_example, (np.arange(n_boot)[:, None], example_idx), 1.0)  # shared by every run
-    edges = np.linspace(0, 1, n_bins + 1)
     rows = []
     for key, group in meta.groupby(list(by), sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         pos = group.index.to_numpy()
         w_run = np.zeros((n_boot, len(pos)), dtype=np.float32)
         np.add.at(w_run, (np.arange(n_boot)[:, None], resample_indices(len(pos), n_boot, rng)), 1.0)
-        for b in range(n_bins):
-            member = (bins[pos] == b).astype(np.float32)  # (R, N)
-            count = float(member.sum())
-            if count == 0:
-                continue
-            hits = member * np.nan_to_num(outcome[pos]).astype(np.float32)
-            low = high = np.nan
-            if len(pos) > 1:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    boot = ((w_run @ hits) * w_example).sum(1) / ((w_run @ member) * w_example).sum(1)
-                low, high = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2])
-            rows.append(
-                {**dict(zip(by, key, strict=True)), "bin": b, "bin_low": edges[b], "bin_high": edges[b + 1],
-                 "n_runs": len(pos), "count": int(count),
-                 "confidence": float((member * np.nan_to_num(conf[pos])).sum() / count),
-                 "frequency": float(hits.sum() / count), "low": float(low), "high": float(high)}
-            )  # fmt: skip
+        for row in _bin_rows(bins[pos], conf[pos], outcome[pos], w_run, w_example, n_bins, alpha):
+            rows.append({**dict(zip(by, key, strict=True)), **row})
     return pd.DataFrame(rows, columns=[*by, *CURVE_COLUMNS])
 
 
