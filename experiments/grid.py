@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from downscalexr.data.registry import dataset_options, list_datasets, load_datas
 from downscalexr.latency import cpu_model, reference_description
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
+from downscalexr.provenance import git_commit
 from experiments._estimate import estimate_seconds
 from experiments._execute import apply_allocator_settings, execute_cell, worker_environment
 from experiments.cell import Cell, cells_of, data_options, run_id
@@ -189,27 +189,6 @@ def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
         "command": ["python", "-m", "experiments.grid", *argv],
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def git_commit() -> str:
-    """The commit of the code that runs, with ``+dirty`` when the tree has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def check_same_design(paths: StudyPaths, spec: StudySpec) -> None:
