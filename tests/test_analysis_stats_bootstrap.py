@@ -8,7 +8,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from analysis import stats
-from analysis.simulate import simulate_study
+from analysis.simulation import simulate_study
 from downscalexr import schema
 
 
@@ -52,6 +52,57 @@ def test_holm_ignores_missing_and_caps_at_one():
     out = stats.holm([0.5, np.nan, 0.6])
     assert np.isnan(out[1])
     np.testing.assert_allclose(out[[0, 2]], [1.0, 1.0])
+
+
+def test_seed_intervals_switch_from_t_to_bca_at_the_one_threshold():
+    rng = np.random.default_rng(7)
+    below = rng.normal(size=stats.MIN_BCA_SEEDS - 1)
+    at = rng.normal(size=stats.MIN_BCA_SEEDS)
+    calls = []
+
+    def draw(n: int):
+        def resamples():
+            calls.append(n)
+            return stats.resample_indices(n, 500, np.random.default_rng(0))
+
+        return resamples
+
+    few = stats.seed_intervals(below, resamples=draw(below.size)).iloc[0]
+    assert few["method"] == "t" and calls == []  # no bootstrap drawn when no row needs one
+    assert (few["mean"], few["low"], few["high"]) == pytest.approx(stats.t_interval(below))
+    many = stats.seed_intervals(at, resamples=draw(at.size)).iloc[0]
+    assert many["method"] == "bca" and calls == [at.size]
+    _, low, high = stats.bca_means(
+        at[None, :], stats.resample_indices(at.size, 500, np.random.default_rng(0))
+    )
+    assert (many["low"], many["high"]) == (low[0], high[0])
+    empty = stats.seed_intervals(np.array([np.nan]), resamples=None).iloc[0]
+    assert empty["method"] == "none" and empty["n_seeds"] == 0 and np.isnan(empty["mean"])
+
+
+def test_seed_intervals_rows_with_missing_seeds_get_their_own_method():
+    values = np.vstack([np.arange(12.0), np.r_[np.arange(5.0), [np.nan] * 7]])
+    idx = stats.resample_indices(12, 300, np.random.default_rng(1))
+    out = stats.seed_intervals(values, resamples=idx)
+    assert out["method"].tolist() == ["bca", "t"] and out["n_seeds"].tolist() == [12, 5]
+    assert out.loc[1, "mean"] == 2.0
+
+
+def test_percentile_interval_known_answer_and_missing_replicates():
+    assert stats.percentile_interval(np.arange(101.0), 0.1).tolist() == [5.0, 95.0]
+    with_nan = np.r_[np.arange(101.0), [np.nan] * 50]
+    assert stats.percentile_interval(with_nan, 0.1).tolist() == [5.0, 95.0]
+    per_row = stats.percentile_interval(np.vstack([np.arange(101.0), np.arange(101.0) * 2]), 0.1, axis=1)
+    np.testing.assert_allclose(per_row, [[5.0, 10.0], [95.0, 190.0]])
+
+
+def test_t_band_matches_t_interval_column_by_column():
+    curves = np.random.default_rng(3).normal(size=(6, 4))
+    mean, half = stats.t_band(curves, 0.1)
+    for k in range(4):
+        m, low, high = stats.t_interval(curves[:, k], 0.1)
+        assert (mean[k], mean[k] - half[k], mean[k] + half[k]) == pytest.approx((m, low, high))
+    assert np.isnan(stats.t_band(curves[:1])[1]).all()
 
 
 def test_bca_equals_percentile_for_symmetric_data():
@@ -123,8 +174,21 @@ def test_paired_contrasts_recover_planted_effect(study):
     # the null variant is not declared different after Holm (the family-wise error is controlled)
     assert (out.loc[out["variant"] == "strided", "p_holm"] > 0.05).all()
     assert (out["p_holm"] >= out["p_value"]).all()
-    assert list(out.columns) == ["metric", "variant", "reference", "data_fraction", "n_seeds", "diff", "low",
-                                 "high", "p_value", "p_holm", "dz", "prob_superior", "method"]  # fmt: skip
+    assert list(out.columns) == [
+        "metric",
+        "variant",
+        "reference",
+        "data_fraction",
+        "n_seeds",
+        "diff",
+        "low",
+        "high",
+        "p_value",
+        "p_holm",
+        "dz",
+        "prob_superior",
+        "method",
+    ]
 
 
 def test_paired_contrasts_unknown_reference(study):
@@ -156,8 +220,16 @@ def test_hierarchical_bootstrap_matches_runs_and_brackets(study):
 
 
 def test_hierarchical_bootstrap_perfect_classifier_has_no_width():
-    runs = pd.DataFrame({"run_id": ["r0", "r1"], "variant": "a", "seed": [0, 1], "data_fraction": 1.0,
-                         "status": "ok", "threshold": 0.5})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1"],
+            "variant": "a",
+            "seed": [0, 1],
+            "data_fraction": 1.0,
+            "status": "ok",
+            "threshold": 0.5,
+        }
+    )
     labels = np.array([0, 1, 1, 0])
     preds = pd.DataFrame(
         {
@@ -195,8 +267,16 @@ def test_simulate_is_deterministic_and_rejects_unknown_variants():
 
 def test_multiclass_predictions_are_decided_by_the_most_probable_class():
     """3 classes, 4 examples: run r0 gets examples 0-2 right, r1 gets examples 0 and 3 right."""
-    runs = pd.DataFrame({"run_id": ["r0", "r1"], "variant": "a", "seed": [0, 1], "data_fraction": 1.0,
-                         "status": "ok", "threshold": np.nan})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1"],
+            "variant": "a",
+            "seed": [0, 1],
+            "data_fraction": 1.0,
+            "status": "ok",
+            "threshold": np.nan,
+        }
+    )
     labels = np.array([0, 1, 2, 2])
     probs = {
         "r0": [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]],

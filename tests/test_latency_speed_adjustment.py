@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.simulate import simulate_study
+from analysis.simulation import simulate_study
 from analysis.stats import latency
 
 PLANTED = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}

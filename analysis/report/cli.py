@@ -14,23 +14,19 @@ Exit status: 0 on success, 2 when the results are missing or invalid (one line o
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
-from analysis import inductive
-from analysis import report_extras as rx
-from analysis import report_inductive as ri
-from analysis import report_sections as rs
 from analysis.load import LoadError, load_study, read_provenance
-from analysis.report_text import provenance_lines, spec_block, summary_lines
-from analysis.tables import latex_escape, to_latex, to_markdown
+from analysis.report.document import Settings, Study
+from analysis.report.provenance import provenance_lines, spec_block
+from analysis.report.render import render_latex, render_markdown
+from analysis.report.sections import build_sections
+from analysis.report.summary import summary_lines
+from analysis.report.write import write_outputs
+from analysis.verdicts.hypotheses import DEFAULT_MARGIN
 from downscalexr import schema
 
 FORMATS = ("md", "tex", "pdf-figures")
@@ -84,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--margin",
         type=float,
-        default=inductive.DEFAULT_MARGIN,
+        default=DEFAULT_MARGIN,
         help="equivalence margin of the inductive-bias tests on the accuracy scale, e.g. 0.02 = 2 percentage "
-        f"points (default: {inductive.DEFAULT_MARGIN:g})",
+        f"points (default: {DEFAULT_MARGIN:g})",
     )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
@@ -110,8 +106,10 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> set[str
     return formats
 
 
-def _check_study(tables: dict[str, pd.DataFrame], settings: rs.Settings) -> None:
-    ok = tables["runs"][tables["runs"]["status"] == "ok"]
+def _check_study(study: Study, settings: Settings) -> None:
+    """Refuse a study the standard sections cannot analyse, naming what to change."""
+    runs = study.standard["runs"]
+    ok = runs[runs["status"] == "ok"]
     variants = sorted(set(ok["variant"]))
     if settings.reference not in variants:
         raise LoadError(
@@ -124,159 +122,25 @@ def _check_study(tables: dict[str, pd.DataFrame], settings: rs.Settings) -> None
         raise LoadError(f"metrics {empty} are missing in every successful run; choose others with --metrics")
 
 
-def standard_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The tables with ``runs`` cut to the CNN runs at the base level of every inductive-bias factor.
-
-    The standard sections compare variants of one CNN; MLP, permuted, shifted or edge-initialised runs
-    are analysed in the "Inductive bias" section. A study without those factors is returned unchanged.
-    """
-    return {**tables, "runs": inductive.base_runs(tables["runs"])}
-
-
-def build_sections(
-    tables: dict[str, pd.DataFrame], settings: rs.Settings, log, margin: float = inductive.DEFAULT_MARGIN
-) -> tuple[list[rs.Section], dict]:
-    """Run every statistics section; return the sections and the frames the summary needs.
-
-    ``tables`` is the whole study; the standard sections see :func:`standard_tables`, the calibration
-    and inductive-bias sections the whole study.
-    """
-    full = tables
-    tables = standard_tables(full)
-    runs = tables["runs"]
-    steps = [
-        ("metrics", lambda: (rs.metrics_section(runs, settings), None)),
-        ("contrasts", lambda: rs.contrasts_section(runs, settings)),
-        ("mixed models", lambda: rs.mixed_section(runs, settings)),
-        ("bias", lambda: rs.bias_section(runs, settings)),
-        ("predictions", lambda: (rx.predictions_section(tables, settings), None)),
-        ("curves", lambda: rx.curves_section(runs, settings)),
-        ("latency", lambda: rx.latency_section(tables, settings)),
-        ("power", lambda: rx.power_section(runs, settings)),
-        ("claims", lambda: rx.claims_section(tables, settings)),
-        ("calibration", lambda: ri.calibration_section(full, settings)),
-    ]
-    if inductive.has_inductive_design(full["runs"], full.get("kernels")):
-        steps.append(("inductive bias", lambda: ri.inductive_section(full, settings, margin)))
-    sections, results = [], {}
-    for name, step in steps:
-        start = time.perf_counter()
-        section, result = step()
-        sections.append(section)
-        results[name] = result
-        log(f"  {name}: {time.perf_counter() - start:.1f} s")
-    return sections, results
+def _warnings_line(caught: list) -> str:
+    """The numerical warnings raised during the analysis, counted and listed once each."""
+    unique = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
+    return (
+        f"Numerical warnings raised by numpy/scipy/statsmodels during the analysis: {len(caught)} "
+        f"({len(unique)} distinct): {'; '.join(unique[:8])}. Mixed-model fit problems are interpreted in "
+        "'Mixed-effects models'."
+    )
 
 
-def render_markdown(
-    title: str, summary: list[str], sections: list[rs.Section], provenance: list[str], spec: str | None = None
-) -> str:
-    """The Markdown report: summary first, then each section's text, tables and figures, then provenance."""
-    out = [f"# {title}", "", "## Summary of findings", ""] + [f"- {line}" for line in summary]
-    for section in sections:
-        out += ["", f"## {section.title}", ""]
-        for paragraph in section.text:
-            out += [paragraph, ""]
-        for table in section.tables:
-            out += [f"**{table.caption}** (`tables/{table.name}.csv`)", "", to_markdown(table.display), ""]
-            if table.note:
-                out += [f"_{table.note}_", ""]
-        for name, caption, _ in section.figures:
-            out += [f"![{caption}](figures/{name}.png)", ""]
-    out += ["## Provenance", ""] + [f"- {line}" for line in provenance]
-    if spec is not None:
-        out += ["", "Study specification:", "", "```yaml", spec, "```"]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def render_latex(
-    title: str,
-    summary: list[str],
-    sections: list[rs.Section],
-    provenance: list[str],
-    ext: str,
-    spec: str | None = None,
-) -> str:
-    """A complete LaTeX document that ``\\input``'s ``tables/<name>.tex`` and includes the figures."""
-
-    def items(lines: list[str]) -> list[str]:
-        return (
-            ["\\begin{itemize}"] + [f"  \\item {latex_escape(line)}" for line in lines] + ["\\end{itemize}"]
-        )
-
-    out = [
-        "\\documentclass[10pt]{article}",
-        "\\usepackage[margin=1.8cm,landscape]{geometry}",
-        "\\usepackage{booktabs}",
-        "\\usepackage{graphicx}",
-        f"\\title{{{latex_escape(title)}}}",
-        "\\author{}",
-        "\\date{}",
-        "\\begin{document}",
-        "\\maketitle",
-        "\\section{Summary of findings}",
-        *items(summary),
-    ]
-    for section in sections:
-        out += ["\\clearpage", f"\\section{{{latex_escape(section.title)}}}"]
-        out += [latex_escape(p) + "\n" for p in section.text]
-        out += [f"\\input{{tables/{t.name}}}" for t in section.tables]
-        for name, caption, _ in section.figures:
-            out += [
-                "\\begin{figure}[htbp]",
-                "\\centering",
-                f"\\includegraphics[width=0.9\\linewidth,height=0.75\\textheight,keepaspectratio]{{figures/{name}.{ext}}}",
-                f"\\caption{{{latex_escape(caption)}}}",
-                f"\\label{{fig:{name}}}",
-                "\\end{figure}",
-            ]
-    out += ["\\clearpage", "\\section{Provenance}", *items(provenance)]
-    if spec is not None and "\\end{verbatim}" not in spec:
-        ascii_spec = spec.encode("ascii", "replace").decode()  # pdflatex's verbatim needs plain characters
-        out += [
-            "Study specification:",
-            "{\\footnotesize",
-            "\\begin{verbatim}",
-            ascii_spec,
-            "\\end{verbatim}",
-            "}",
-        ]
-    out.append("\\end{document}")
-    return "\n".join(out) + "\n"
-
-
-def write_outputs(
-    target: Path, files: dict[str, object], sections: list[rs.Section], formats: set[str]
-) -> None:
-    """Write everything into a temporary sibling of ``target``, then swap it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        (tmp / "tables").mkdir()
-        (tmp / "figures").mkdir()
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        for section in sections:
-            for t in section.tables:
-                t.raw.to_csv(tmp / "tables" / f"{t.name}.csv", index=False)
-                t.raw.reset_index(drop=True).to_parquet(tmp / "tables" / f"{t.name}.parquet", index=False)
-                if "tex" in formats:
-                    tex = to_latex(t.display, caption=t.caption, label=f"tab:{t.name}", note=t.note)
-                    (tmp / "tables" / f"{t.name}.tex").write_text(tex, encoding="utf-8")
-            for name, _, fig in section.figures:
-                fig.savefig(tmp / "figures" / f"{name}.png", dpi=130)
-                if "pdf-figures" in formats:
-                    fig.savefig(tmp / "figures" / f"{name}.pdf", metadata={"CreationDate": None})
-        backup = target.with_name(f".{target.name}.old")
-        if backup.exists():
-            shutil.rmtree(backup)
-        if target.exists():
-            os.replace(target, backup)
-        os.replace(tmp, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _render(title: str, summary: list[str], sections: list, prov: list[str], spec, formats: set[str]) -> dict:
+    """The report's text files in the requested formats."""
+    files = {}
+    if "md" in formats:
+        files["report.md"] = render_markdown(title, summary, sections, prov, spec)
+    if "tex" in formats:
+        ext = "pdf" if "pdf-figures" in formats else "png"
+        files["report.tex"] = render_latex(title, summary, sections, prov, ext, spec)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,58 +149,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     formats = _check_args(parser, args)
     results_dir = args.results if args.results is not None else Path("results") / args.study
-    study = results_dir.resolve().name if args.results is not None else args.study
-    out = args.out if args.out is not None else Path("reports") / study
+    study_name = results_dir.resolve().name if args.results is not None else args.study
+    out = args.out if args.out is not None else Path("reports") / study_name
 
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    settings = rs.Settings(args.reference, list(args.metrics), args.bootstrap, args.alpha, args.seed)
+    settings = Settings(
+        args.reference, tuple(args.metrics), args.bootstrap, args.alpha, args.seed, args.margin
+    )
     start = time.perf_counter()
     try:
         tables = load_study(results_dir)
         provenance = read_provenance(results_dir)
-        _check_study(standard_tables(tables), settings)
+        study = Study.of(tables, settings.reference)
+        _check_study(study, settings)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log(f"loaded {len(tables['runs'])} runs from {results_dir} in {time.perf_counter() - start:.1f} s")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sections, results = build_sections(tables, settings, log, args.margin)
-    title = f"DownScaleXR report: study {study}"
-    summary = summary_lines(standard_tables(tables), results, settings)
-    summary += ri.summary_lines(results.get("inductive bias"))
-    n_standard = int((standard_tables(tables)["runs"]["status"] == "ok").sum())
-    n_ok = int((tables["runs"]["status"] == "ok").sum())
-    if n_standard < n_ok:
-        summary.append(
-            f"The standard sections analyse the {n_standard} successful CNN runs at the base level of every "
-            "factor (unpermuted, no location shift, random init); calibration and inductive bias use all "
-            f"{n_ok}."
-        )
+        sections, results = build_sections(study, settings, log)
+    summary = summary_lines(study, results, settings)
     prov = provenance_lines(tables, provenance, settings, results_dir, len(results["contrasts"]))
     if caught:
-        unique = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
-        prov.append(
-            f"Numerical warnings raised by numpy/scipy/statsmodels during the analysis: {len(caught)} "
-            f"({len(unique)} distinct): {'; '.join(unique[:8])}. Mixed-model fit problems are interpreted in "
-            "'Mixed-effects models'."
-        )
+        prov.append(_warnings_line(caught))
         log(f"  {len(caught)} numerical warnings recorded in the provenance section")
-    files = {}
-    if "md" in formats:
-        files["report.md"] = render_markdown(title, summary, sections, prov, spec_block(provenance))
-    if "tex" in formats:
-        ext = "pdf" if "pdf-figures" in formats else "png"
-        files["report.tex"] = render_latex(title, summary, sections, prov, ext, spec_block(provenance))
+    title = f"DownScaleXR report: study {study_name}"
+    files = _render(title, summary, sections, prov, spec_block(provenance), formats)
     write_outputs(out, files, sections, formats)
     n_tables = sum(len(s.tables) for s in sections)
     n_figures = sum(len(s.figures) for s in sections)
     log(f"wrote {out} ({n_tables} tables, {n_figures} figures) in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

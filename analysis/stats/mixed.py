@@ -105,6 +105,72 @@ def _term_name(name: str) -> str:
     return name
 
 
+LRT_COLUMNS = ["test", "chi2", "df", "p_value"]
+
+
+def _model_data(runs: pd.DataFrame, metric: str, reference: str) -> pd.DataFrame:
+    """The ok runs as the model sees them: metric in percentage points, variant, log2 fraction, seed."""
+    data = ok_runs(runs, [metric]).dropna(subset=[metric])
+    variants = sorted(data["variant"].unique())
+    if reference not in variants:
+        raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {variants}")
+    if len(variants) < 2:
+        raise ValueError("a mixed model of variant effects needs at least two variants")
+    if data["seed"].nunique() < 2:
+        raise ValueError("a seed random effect needs at least two seeds")
+    return pd.DataFrame(
+        {
+            "metric_pp": 100 * data[metric].to_numpy(dtype=float),
+            "variant": data["variant"].astype(str).to_numpy(),
+            "log2_fraction": np.log2(data["data_fraction"].to_numpy(dtype=float)),
+            "seed": data["seed"].to_numpy(),
+        }
+    )
+
+
+def _formulas(reference: str, *, one_fraction: bool) -> tuple[str, str | None, str]:
+    """The full model, the model without the interaction (None with one fraction) and without variant."""
+    variant = f"C(variant, Treatment(reference={reference!r}))"
+    if one_fraction:
+        return f"metric_pp ~ {variant}", None, "metric_pp ~ 1"
+    full = f"metric_pp ~ {variant} * log2_fraction"
+    return full, f"metric_pp ~ {variant} + log2_fraction", "metric_pp ~ log2_fraction"
+
+
+def _coefficients(fit, alpha: float) -> pd.DataFrame:
+    """Fixed effects with Wald intervals and p-values, terms named as in :class:`MixedResult`."""
+    ci = fit.conf_int(alpha=alpha)
+    names = list(fit.fe_params.index)
+    return pd.DataFrame(
+        {
+            "term": [_term_name(n) for n in names],
+            "estimate": fit.fe_params.to_numpy(),
+            "low": ci.loc[names, 0].to_numpy(),
+            "high": ci.loc[names, 1].to_numpy(),
+            "p_value": fit.pvalues.loc[names].to_numpy(),
+        }
+    )
+
+
+def _likelihood_ratio_tests(formulas: tuple, data: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested ML fits: the variant effect, and its interaction."""
+    full, main, null = formulas
+    ml_full, _ = _fit(full, data, reml=False, notes=notes, label="ML fit (full)")
+    tests = []
+    if main is not None:
+        ml_main, _ = _fit(main, data, reml=False, notes=notes, label="ML fit (no interaction)")
+    ml_null, _ = _fit(null, data, reml=False, notes=notes, label="ML fit (no variant)")
+    tests.append(("variant", ml_full, ml_null))
+    if main is not None:
+        tests.append(("variant:log2_fraction", ml_full, ml_main))
+    rows = []
+    for name, bigger, smaller in tests:
+        chi2 = max(2.0 * (bigger.llf - smaller.llf), 0.0)
+        df = len(bigger.fe_params) - len(smaller.fe_params)
+        rows.append({"test": name, "chi2": chi2, "df": int(df), "p_value": float(stats.chi2.sf(chi2, df))})
+    return pd.DataFrame(rows, columns=LRT_COLUMNS)
+
+
 def fit_mixed(
     runs: pd.DataFrame, metric: str, *, reference: str = "avgpool", alpha: float = 0.05, lrt: bool = True
 ) -> MixedResult:
@@ -132,71 +198,22 @@ def fit_mixed(
     ValueError
         If the reference is not a variant, there is a single variant, or fewer than two seeds.
     """
-    data = ok_runs(runs, [metric]).dropna(subset=[metric])
-    variants = sorted(data["variant"].unique())
-    if reference not in variants:
-        raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {variants}")
-    if len(variants) < 2:
-        raise ValueError("a mixed model of variant effects needs at least two variants")
-    if data["seed"].nunique() < 2:
-        raise ValueError("a seed random effect needs at least two seeds")
-    data = pd.DataFrame(
-        {
-            "metric_pp": 100 * data[metric].to_numpy(dtype=float),
-            "variant": data["variant"].astype(str).to_numpy(),
-            "log2_fraction": np.log2(data["data_fraction"].to_numpy(dtype=float)),
-            "seed": data["seed"].to_numpy(),
-        }
-    )
-    variant = f"C(variant, Treatment(reference={reference!r}))"
-    one_fraction = data["log2_fraction"].nunique() < 2
+    data = _model_data(runs, metric, reference)
     notes: list[str] = []
-    if one_fraction:
+    if data["log2_fraction"].nunique() < 2:
         notes.append("one data fraction only: the log2_fraction terms and the interaction test are omitted")
-        full, main, null = f"metric_pp ~ {variant}", None, "metric_pp ~ 1"
-    else:
-        full = f"metric_pp ~ {variant} * log2_fraction"
-        main, null = f"metric_pp ~ {variant} + log2_fraction", "metric_pp ~ log2_fraction"
-
-    fit, optimizer = _fit(full, data, reml=True, notes=notes, label="REML fit")
-    ci = fit.conf_int(alpha=alpha)
-    names = list(fit.fe_params.index)
-    coefficients = pd.DataFrame(
-        {
-            "term": [_term_name(n) for n in names],
-            "estimate": fit.fe_params.to_numpy(),
-            "low": ci.loc[names, 0].to_numpy(),
-            "high": ci.loc[names, 1].to_numpy(),
-            "p_value": fit.pvalues.loc[names].to_numpy(),
-        }
-    )
+    formulas = _formulas(reference, one_fraction=bool(notes))
+    fit, optimizer = _fit(formulas[0], data, reml=True, notes=notes, label="REML fit")
     seed_variance = float(np.asarray(fit.cov_re)[0, 0])
     residual_variance = float(fit.scale)
     if seed_variance <= SINGULAR_TOL * residual_variance:
         notes.append("singular fit: the seed variance is estimated at zero (on the boundary)")
-
-    # likelihood-ratio tests between nested ML fits
-    tests = []
-    if lrt:
-        ml_full, _ = _fit(full, data, reml=False, notes=notes, label="ML fit (full)")
-    if lrt and main is not None:
-        ml_main, _ = _fit(main, data, reml=False, notes=notes, label="ML fit (no interaction)")
-        ml_null, _ = _fit(null, data, reml=False, notes=notes, label="ML fit (no variant)")
-        tests.append(("variant", ml_full, ml_null))
-        tests.append(("variant:log2_fraction", ml_full, ml_main))
-    elif lrt:
-        ml_null, _ = _fit(null, data, reml=False, notes=notes, label="ML fit (no variant)")
-        tests.append(("variant", ml_full, ml_null))
-    rows = []
-    for name, bigger, smaller in tests:
-        chi2 = max(2.0 * (bigger.llf - smaller.llf), 0.0)
-        df = len(bigger.fe_params) - len(smaller.fe_params)
-        rows.append({"test": name, "chi2": chi2, "df": int(df), "p_value": float(stats.chi2.sf(chi2, df))})
+    tests = _likelihood_ratio_tests(formulas, data, notes) if lrt else pd.DataFrame(columns=LRT_COLUMNS)
     return MixedResult(
         metric=metric,
         reference=reference,
-        coefficients=coefficients,
-        lrt=pd.DataFrame(rows, columns=["test", "chi2", "df", "p_value"]),
+        coefficients=_coefficients(fit, alpha),
+        lrt=tests,
         seed_variance=seed_variance,
         residual_variance=residual_variance,
         warnings=notes,
