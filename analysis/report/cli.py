@@ -73,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         default="md,tex,pdf-figures",
-        help="comma-separated outputs: md (report.md), tex (report.tex + tables/*.tex), pdf-figures (figures "
-        "also as PDF; PNG is always written). CSV/Parquet tables are always written (default: "
-        "md,tex,pdf-figures)",
+        help="comma-separated outputs: md (report.md), tex (report.tex + tables/*.tex), "
+        "pdf-figures (figures also as PDF; PNG is always written). "
+        "CSV/Parquet tables are always written (default: md,tex,pdf-figures)",
     )
     p.add_argument(
         "--margin",

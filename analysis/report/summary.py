@@ -45,9 +45,9 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
     n_all = int((study.tables["runs"]["status"] == "ok").sum())
     if len(ok) < n_all:
         lines.append(
-            f"The standard sections analyse the {len(ok)} successful CNN runs at the base level of every "
-            "factor (unpermuted, no location shift, random init); calibration and inductive bias use all "
-            f"{n_all}."
+            f"The standard sections analyse the {len(ok)} successful CNN runs "
+            "at the base level of every factor (unpermuted, no location shift, random init); "
+            f"calibration and inductive bias use all {n_all}."
         )
     return lines
 
