@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from analysis.load import LoadError, load_study, parquet_files, read_provenance
 from analysis.report import figures, render
 from analysis.report import format as fmt
-from analysis.simulation import simulate_study
+from analysis.simulation import simulate_inductive_study, simulate_study
 from downscalexr import schema
 
 
@@ -286,3 +286,5 @@ def test_one_palette_per_study_puts_the_reference_first_and_covers_every_arm(sma
     assert set(study.palette) == set(small["runs"]["variant"])
     other = Study.of(small, "maxpool")
     assert study.palette == other.palette  # the same study always gets the same colours
+    inductive = simulate_inductive_study(variants=("avgpool", "strided"), fractions=(1.0,), seeds=2)
+    assert list(Study.of(inductive, "avgpool").palette) == ["avgpool", "mlp", "strided"]  # arms, not "none"

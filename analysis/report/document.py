@@ -109,7 +109,8 @@ class Study:
 
 def study_palette(runs: pd.DataFrame, reference: str) -> dict[str, tuple]:
     """One colour for every variant and every model arm (``mlp``, ``model:variant``) of the study."""
-    names = set(runs["variant"].astype(str)) | set(design_frame(runs)["arm"])
+    d = design_frame(runs)
+    names = set(d.loc[~d["is_mlp"], "variant"].astype(str)) | set(d["arm"])
     return variant_palette(names, reference)
 
 
