@@ -174,6 +174,20 @@ def test_exit_2_on_one_seed_schema_mismatch_and_bad_reference(tmp_path, capsys):
     assert "avgpool" in _exit_line(capsys)  # lists the valid choices
 
 
+def test_an_output_directory_holding_other_files_is_refused_not_replaced(study_dir, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not written by the report\n")
+    args = ["--results", str(study_dir), "--out", str(out), "--format", "md", *FAST]
+    assert report.main(args) == 2
+    assert "notes.txt" in _exit_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "not written by the report\n"
+    (tmp_path / "file").write_text("x")
+    assert report.main([*args[:2], "--out", str(tmp_path / "file"), *args[4:]]) == 2
+    assert "is a file" in _exit_line(capsys)
+
+
 def test_invalid_flags_exit_2(tmp_path, capsys):
     for flags in (
         ["--format", "md,docx"],

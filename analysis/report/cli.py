@@ -8,7 +8,8 @@ failed run never leaves a half-written report::
     tables/<name>.{tex,csv,parquet}
     figures/<name>.{png,pdf}
 
-Exit status: 0 on success, 2 when the results are missing or invalid (one line on stderr names why).
+Exit status: 0 on success, 2 when the results are missing or invalid, or the output directory holds
+files a report did not write (one line on stderr names why).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from analysis.report.provenance import provenance_lines, spec_block
 from analysis.report.render import render_latex, render_markdown
 from analysis.report.sections import build_sections
 from analysis.report.summary import summary_lines
-from analysis.report.write import write_outputs
+from analysis.report.write import OutputError, check_target, write_outputs
 from analysis.verdicts.hypotheses import DEFAULT_MARGIN
 from downscalexr import schema
 
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, help="read the study from this directory instead of results/<study>/"
     )
     p.add_argument(
-        "--out", type=Path, help="output directory (default: reports/<study>/); replaced atomically"
+        "--out",
+        type=Path,
+        help="output directory (default: reports/<study>/): new, empty or an earlier report, which is "
+        "replaced atomically; a directory holding other files is refused",
     )
     p.add_argument(
         "--reference", default="avgpool", help="variant every contrast is against (default: avgpool)"
@@ -144,7 +148,7 @@ def _render(title: str, summary: list[str], sections: list, prov: list[str], spe
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the report CLI; return the exit status (0 ok, 2 missing/invalid results)."""
+    """Run the report CLI; return the exit status (0 ok, 2 missing/invalid results or a foreign --out)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     formats = _check_args(parser, args)
@@ -161,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.perf_counter()
     try:
+        check_target(out)
         tables = load_study(results_dir)
         provenance = read_provenance(results_dir)
         study = Study.of(tables, settings.reference)
         _check_study(study, settings)
-    except LoadError as exc:
+    except (LoadError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log(f"loaded {len(tables['runs'])} runs from {results_dir} in {time.perf_counter() - start:.1f} s")

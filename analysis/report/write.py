@@ -1,7 +1,9 @@
 """Write a rendered report into its output directory atomically.
 
 Everything is written into a temporary sibling of the target, then swapped into place, so a failed run
-never leaves a half-written report and the previous report stays untouched until the new one is whole::
+never leaves a half-written report and the previous report stays untouched until the new one is whole.
+The target must be new, empty or a report (nothing but the entries below): a directory holding anything
+else is refused, never replaced::
 
     report.md, report.tex
     tables/<name>.{csv,parquet,tex}
@@ -17,6 +19,32 @@ from pathlib import Path
 
 from analysis.report.document import Section
 from analysis.report.render import to_latex
+
+REPORT_ENTRIES = frozenset({"report.md", "report.tex", "tables", "figures"})
+
+
+class OutputError(ValueError):
+    """The output directory holds something a report did not write; the message names it."""
+
+
+def check_target(target: Path) -> None:
+    """Refuse a target that is a file or a directory holding anything but a report's own entries.
+
+    Raises
+    ------
+    OutputError
+        Naming what is in the way and what to do.
+    """
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"--out {target} is a file; give a directory for the report")
+    if target.is_dir():
+        foreign = sorted(p.name for p in target.iterdir() if p.name not in REPORT_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise OutputError(
+                f"--out {target} holds files a report did not write ({shown}); the report replaces its "
+                "output directory, so give a new or empty one"
+            )
 
 
 def _write_section(folder: Path, section: Section, formats: set[str]) -> None:
@@ -39,14 +67,20 @@ def write_outputs(target: Path, files: dict[str, str], sections: list[Section], 
     Parameters
     ----------
     target : Path
-        The report directory; an existing one is replaced only once the new one is complete.
+        The report directory; an existing report is replaced only once the new one is complete.
     files : dict of str to str
         Top-level text files, e.g. ``report.md``.
     sections : list of Section
         Their tables and figures are written under ``tables/`` and ``figures/``.
     formats : set of str
         ``tex`` adds ``tables/*.tex``; ``pdf-figures`` adds ``figures/*.pdf``.
+
+    Raises
+    ------
+    OutputError
+        If ``target`` holds anything a report did not write (see :func:`check_target`).
     """
+    check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
