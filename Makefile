@@ -26,10 +26,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+LINTED := downscalexr experiments analysis tests
+
+# what CI runs: the test suite, the linter and the formatter check (.ci/run)
 check: lint test
 
 lint: $(STAMP)
-	$(PY) -m ruff check downscalexr experiments analysis tests
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-autosave

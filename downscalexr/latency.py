@@ -17,7 +17,7 @@ no warm-up, no thread control) is fixed here by construction:
   for the probe to have evicted the model's data (:data:`REWARM_BELOW_SECONDS`). On a shared or
   virtualised CPU the machine's speed drifts by 20-40 % over seconds, so a run's repeats sample one
   moment of it; the reference's timings say how fast the machine was, and the analysis
-  (:mod:`analysis.latency`) uses them as a control variate to put runs measured at different moments
+  (:mod:`analysis.stats.latency`) uses them as a control variate to put runs measured at different moments
   on one scale.
 
 The median's 95 % interval is the distribution-free order-statistic interval: with ``n`` sorted

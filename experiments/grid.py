@@ -17,7 +17,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -29,6 +28,7 @@ import yaml
 
 from downscalexr.data.registry import load_dataset
 from downscalexr.latency import cpu_model, reference_description
+from downscalexr.provenance import git_commit
 from experiments._arguments import build_parser, resolve_spec
 from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
@@ -95,27 +95,6 @@ def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
         "command": ["python", "-m", "experiments.grid", *argv],
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def git_commit() -> str:
-    """The commit of the code that runs, with ``+dirty`` when the tree has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.report_extras import _latency_vs_flops
+from analysis.report.sections.latency import latency_vs_flops
 
 
 def test_flops_and_published_ratios_are_put_beside_measured_ones():
@@ -23,7 +23,7 @@ def test_flops_and_published_ratios_are_put_beside_measured_ones():
             "high": [1.0, 1.6, 0.45],
         }
     )
-    raw, disp, note = _latency_vs_flops(lr, runs, "avgpool")
+    raw, disp, note = latency_vs_flops(lr, runs, "avgpool")
     by = raw.set_index("variant")
     assert by.loc["strided", "flops_ratio"] == pytest.approx(0.25)
     assert by.loc["maxpool", "flops_ratio"] == pytest.approx(1.0)
@@ -45,4 +45,4 @@ def test_no_table_without_the_reference_variant():
             "high": [1.0],
         }
     )
-    assert _latency_vs_flops(lr, runs, "avgpool") is None
+    assert latency_vs_flops(lr, runs, "avgpool") is None

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from analysis import report
-from analysis.simulate import simulate_study
+from analysis.report import write
+from analysis.simulation import simulate_study
 
 
 def write_study(root: Path, study: dict, tables=("runs", "epochs", "predictions", "latency")) -> Path:
@@ -56,14 +57,33 @@ def built(study_dir, tmp_path_factory) -> Path:
 def test_report_writes_every_file(built):
     assert (built / "report.md").is_file() and (built / "report.tex").is_file()
     names = {p.stem for p in (built / "tables").glob("*.csv")}
-    assert {"metrics", "contrasts", "mixed_coefficients", "mixed_tests", "bias", "hierarchical", "mcnemar",
-            "learning_curve", "latency", "power", "claims"} <= names  # fmt: skip
+    assert {
+        "metrics",
+        "contrasts",
+        "mixed_coefficients",
+        "mixed_tests",
+        "bias",
+        "hierarchical",
+        "mcnemar",
+        "learning_curve",
+        "latency",
+        "power",
+        "claims",
+    } <= names
     for name in names:
         for ext in ("tex", "parquet"):
             assert (built / "tables" / f"{name}.{ext}").is_file()
     pngs = {p.stem for p in (built / "figures").glob("*.png")}
-    assert {"contrasts", "bias", "confusion", "roc_pr", "learning_curves", "generalization_gap",
-            "latency_ratio", "tradeoff"} <= pngs  # fmt: skip
+    assert {
+        "contrasts",
+        "bias",
+        "confusion",
+        "roc_pr",
+        "learning_curves",
+        "generalization_gap",
+        "latency_ratio",
+        "tradeoff",
+    } <= pngs
     assert pngs == {p.stem for p in (built / "figures").glob("*.pdf")}
     leftovers = [p.name for p in built.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # the temporary folder was renamed into place
@@ -92,8 +112,16 @@ def test_report_md_has_summary_first_then_sections_then_provenance(built):
     md = (built / "report.md").read_text()
     headings = [line for line in md.splitlines() if line.startswith("## ")]
     assert headings[0] == "## Summary of findings" and headings[-1] == "## Provenance"
-    for title in ("Paired contrasts", "Mixed-effects models", "Decision bias", "hierarchical bootstrap",
-                  "Learning curves", "CPU latency", "Statistical power", "Claims"):  # fmt: skip
+    for title in (
+        "Paired contrasts",
+        "Mixed-effects models",
+        "Decision bias",
+        "hierarchical bootstrap",
+        "Learning curves",
+        "CPU latency",
+        "Statistical power",
+        "Claims",
+    ):
         assert any(title in h for h in headings), title
     provenance = md[md.index("## Provenance") :]
     for fact in ("git commit", "spec.yaml", "Seeds (5): 0, 1, 2, 3, 4", "Resamples: 200", "Holm", "BCa"):
@@ -146,6 +174,20 @@ def test_exit_2_on_one_seed_schema_mismatch_and_bad_reference(tmp_path, capsys):
     assert "avgpool" in _exit_line(capsys)  # lists the valid choices
 
 
+def test_an_output_directory_holding_other_files_is_refused_not_replaced(study_dir, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not written by the report\n")
+    args = ["--results", str(study_dir), "--out", str(out), "--format", "md", *FAST]
+    assert report.main(args) == 2
+    assert "notes.txt" in _exit_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "not written by the report\n"
+    (tmp_path / "file").write_text("x")
+    assert report.main([*args[:2], "--out", str(tmp_path / "file"), *args[4:]]) == 2
+    assert "is a file" in _exit_line(capsys)
+
+
 def test_invalid_flags_exit_2(tmp_path, capsys):
     for flags in (
         ["--format", "md,docx"],
@@ -164,8 +206,18 @@ def test_help_explains_every_flag(capsys):
         report.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--study", "--results", "--out", "--reference", "--metrics", "--bootstrap", "--alpha",
-                 "--seed", "--format", "--quiet"):  # fmt: skip
+    for flag in (
+        "--study",
+        "--results",
+        "--out",
+        "--reference",
+        "--metrics",
+        "--bootstrap",
+        "--alpha",
+        "--seed",
+        "--format",
+        "--quiet",
+    ):
         assert flag in text
 
 
@@ -190,7 +242,7 @@ def test_failed_report_leaves_the_previous_one_untouched(study_dir, tmp_path, mo
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report, "to_latex", broken)
+    monkeypatch.setattr(write, "to_latex", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         report.main(["--results", str(study_dir), "--out", str(out), "--bootstrap", "100", "--quiet"])
     assert (out / "report.md").read_text() == "previous report\n"

@@ -12,9 +12,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis import figures, tables
 from analysis.load import LoadError, load_study, parquet_files, read_provenance
-from analysis.simulate import simulate_study
+from analysis.report import figures, render
+from analysis.report import format as fmt
+from analysis.simulation import simulate_inductive_study, simulate_study
 from downscalexr import schema
 
 
@@ -116,26 +117,26 @@ def test_read_provenance(tmp_path):
     ],
 )
 def test_format_interval_known_answers(args, percent, expected):
-    assert tables.format_interval(*args, percent=percent) == expected
+    assert fmt.format_interval(*args, percent=percent) == expected
 
 
 def test_format_p_and_values():
-    assert tables.format_p(0.00001) == "<0.001"
-    assert tables.format_p(0.0456) == "0.046"
-    assert tables.format_p(None) == "n/a"
-    assert tables.format_value(0.01234) == "0.0123"
-    assert tables.format_value(-0.0001, decimals=2) == "0.00"  # no "-0.00"
+    assert fmt.format_p(0.00001) == "<0.001"
+    assert fmt.format_p(0.0456) == "0.046"
+    assert fmt.format_p(None) == "n/a"
+    assert fmt.format_value(0.01234) == "0.0123"
+    assert fmt.format_value(-0.0001, decimals=2) == "0.00"  # no "-0.00"
 
 
 def test_latex_escape_every_special_character():
-    text = tables.latex_escape(r"a_b 5% x&y #1 $2 {c} ~d ^e \f")
+    text = render.latex_escape(r"a_b 5% x&y #1 $2 {c} ~d ^e \f")
     assert text == (r"a\_b 5\% x\&y \#1 \$2 \{c\} \textasciitilde{}d \textasciicircum{}e \textbackslash{}f")
-    assert tables.latex_escape("-3.1 [-4.0, 2.2] well-known") == "$-$3.1 [$-$4.0, 2.2] well-known"
+    assert render.latex_escape("-3.1 [-4.0, 2.2] well-known") == "$-$3.1 [$-$4.0, 2.2] well-known"
 
 
 def test_to_latex_is_a_booktabs_table_with_caption_and_label():
     frame = pd.DataFrame({"data_fraction": ["0.5"], "n_seeds": [10], "accuracy (pp)": ["91.2 [89.5, 92.9]"]})
-    tex = tables.to_latex(frame, caption="Accuracy & 95% CI", label="tab:acc", note="Holm_corrected")
+    tex = render.to_latex(frame, caption="Accuracy & 95% CI", label="tab:acc", note="Holm_corrected")
     assert tex.index("\\toprule") < tex.index("\\midrule") < tex.index("\\bottomrule")
     assert "\\caption{Accuracy \\& 95\\% CI}" in tex and "\\label{tab:acc}" in tex
     assert "data\\_fraction & n\\_seeds & accuracy (pp) \\\\" in tex
@@ -143,12 +144,12 @@ def test_to_latex_is_a_booktabs_table_with_caption_and_label():
     assert "Holm\\_corrected" in tex
     assert "\\documentclass" not in tex  # standalone piece for \input, not a document
     with pytest.raises(ValueError, match="label"):
-        tables.to_latex(frame, caption="x", label="tab acc")
+        render.to_latex(frame, caption="x", label="tab acc")
 
 
 def test_to_markdown_pipe_table():
     frame = pd.DataFrame({"claim": ["a | b"], "value": [0.123456], "n": [3], "missing": [None]})
-    lines = tables.to_markdown(frame).splitlines()
+    lines = render.to_markdown(frame).splitlines()
     assert lines[0] == "| claim | value | n | missing |"
     assert lines[1] == "| --- | --- | --- | --- |"
     assert lines[2] == "| a \\| b | 0.123 | 3 | n/a |"
@@ -200,11 +201,19 @@ def test_every_figure_returns_fig_and_axes_without_overlapping_ticks(small):
     runs, preds = small["runs"], small["predictions"]
     contrasts = pd.DataFrame(
         [
-            {"metric": m, "variant": "maxpool", "reference": "avgpool", "data_fraction": f, "diff": -0.02,
-             "low": -0.03, "high": -0.01}
-            for m in ("accuracy", "auroc") for f in (0.25, 1.0, np.nan)
+            {
+                "metric": m,
+                "variant": "maxpool",
+                "reference": "avgpool",
+                "data_fraction": f,
+                "diff": -0.02,
+                "low": -0.03,
+                "high": -0.01,
+            }
+            for m in ("accuracy", "auroc")
+            for f in (0.25, 1.0, np.nan)
         ]
-    )  # fmt: skip
+    )
     bias = pd.concat([_summary(measure=m) for m in ("fpr", "fnr")], ignore_index=True)
     fractions = (0.05, 0.1, 0.25, 0.5, 1.0)  # the default design: 200 .. 4000 examples on a log axis
     curve = _summary(fractions=fractions).rename(columns={"data_fraction": "n_train"})
@@ -213,10 +222,17 @@ def test_every_figure_returns_fig_and_axes_without_overlapping_ticks(small):
         median_ms=[2.0, 2.2], params=[6.1e4, 6.1e4], throughput=[900.0, 800.0]
     )
     ratios = pd.DataFrame(
-        {"variant": ["avgpool", "maxpool"] * 2, "reference": "avgpool", "batch_size": [1, 1, 32, 32],
-         "memory_format": "contiguous", "median_ms": 1.0, "ratio": [1.0, 1.05, 1.0, 1.04],
-         "low": [1.0, 1.02, 1.0, 1.01], "high": [1.0, 1.08, 1.0, 1.07]}
-    )  # fmt: skip
+        {
+            "variant": ["avgpool", "maxpool"] * 2,
+            "reference": "avgpool",
+            "batch_size": [1, 1, 32, 32],
+            "memory_format": "contiguous",
+            "median_ms": 1.0,
+            "ratio": [1.0, 1.05, 1.0, 1.04],
+            "low": [1.0, 1.02, 1.0, 1.01],
+            "high": [1.0, 1.08, 1.0, 1.07],
+        }
+    )
     made = [
         figures.learning_curves(curve, metric="accuracy", reference="avgpool"),
         figures.forest_plot(contrasts),
@@ -244,3 +260,31 @@ def test_roc_band_contains_mean_and_is_monotone(small):
 def test_tradeoff_plot_needs_a_cost_column():
     with pytest.raises(ValueError, match="median_ms"):
         figures.tradeoff_plot(_summary(fractions=(1.0,)))
+
+
+def test_figures_draw_into_the_callers_axes_in_the_callers_colours(small):
+    palette = {"avgpool": (0.0, 0.0, 1.0), "maxpool": (1.0, 0.0, 0.0), "unused": (0.5, 0.5, 0.5)}
+    fig = Figure()
+    ax = fig.subplots()
+    curve = _summary(fractions=(0.05, 1.0)).rename(columns={"data_fraction": "n_train"})
+    curve["n_train"] *= 4000
+    got_fig, got_ax = figures.learning_curves(curve, metric="accuracy", ax=ax, palette=palette)
+    assert got_fig is fig and got_ax is ax
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    assert colours == {"avgpool": palette["avgpool"], "maxpool": palette["maxpool"]}
+    with pytest.raises(ValueError, match="maxpool"):  # a variant without a colour is named
+        figures.learning_curves(curve, metric="accuracy", palette={"avgpool": (0.0, 0.0, 1.0)})
+    with pytest.raises(ValueError, match="2 axes"):  # ROC and PR need two panels
+        figures.roc_pr_curves(small["predictions"], small["runs"], ax=ax)
+
+
+def test_one_palette_per_study_puts_the_reference_first_and_covers_every_arm(small):
+    from analysis.report.document import Study
+
+    study = Study.of(small, "maxpool")
+    assert list(study.palette)[0] == "maxpool"
+    assert set(study.palette) == set(small["runs"]["variant"])
+    other = Study.of(small, "maxpool")
+    assert study.palette == other.palette  # the same study always gets the same colours
+    inductive = simulate_inductive_study(variants=("avgpool", "strided"), fractions=(1.0,), seeds=2)
+    assert list(Study.of(inductive, "avgpool").palette) == ["avgpool", "mlp", "strided"]  # arms, not "none"

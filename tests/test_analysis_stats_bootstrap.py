@@ -1,4 +1,4 @@
-"""Known answers, properties and planted effects for analysis.bootstrap and analysis.simulate."""
+"""Known answers, properties and planted effects: intervals, contrasts, hierarchical bootstrap, simulator."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from analysis import bootstrap
-from analysis.simulate import simulate_study
+from analysis import stats
+from analysis.simulation import simulate_study
 from downscalexr import schema
 
 
@@ -28,7 +28,7 @@ def _runs(values: dict[str, list[float]], fraction: float = 1.0) -> pd.DataFrame
 
 
 def test_t_interval_matches_hand_computation():
-    mean, low, high = bootstrap.t_interval(np.array([1.0, 2.0, 3.0, 4.0]))
+    mean, low, high = stats.t_interval(np.array([1.0, 2.0, 3.0, 4.0]))
     # sd = sqrt(5/3), se = sd / 2, t_{0.975, 3} = 3.182446 (table value)
     half = 3.182446305 * np.sqrt(5 / 3) / 2
     assert mean == 2.5
@@ -37,27 +37,78 @@ def test_t_interval_matches_hand_computation():
 
 
 def test_t_interval_needs_two_values():
-    mean, low, high = bootstrap.t_interval(np.array([0.7]))
+    mean, low, high = stats.t_interval(np.array([0.7]))
     assert mean == 0.7 and np.isnan(low) and np.isnan(high)
 
 
 def test_holm_hand_worked_example():
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04) = 0.06
     p = [0.01, 0.04, 0.03, 0.005]
-    np.testing.assert_allclose(bootstrap.holm(p), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(bootstrap.holm(p), multipletests(p, method="holm")[1])
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.holm(p), multipletests(p, method="holm")[1])
 
 
 def test_holm_ignores_missing_and_caps_at_one():
-    out = bootstrap.holm([0.5, np.nan, 0.6])
+    out = stats.holm([0.5, np.nan, 0.6])
     assert np.isnan(out[1])
     np.testing.assert_allclose(out[[0, 2]], [1.0, 1.0])
 
 
+def test_seed_intervals_switch_from_t_to_bca_at_the_one_threshold():
+    rng = np.random.default_rng(7)
+    below = rng.normal(size=stats.MIN_BCA_SEEDS - 1)
+    at = rng.normal(size=stats.MIN_BCA_SEEDS)
+    calls = []
+
+    def draw(n: int):
+        def resamples():
+            calls.append(n)
+            return stats.resample_indices(n, 500, np.random.default_rng(0))
+
+        return resamples
+
+    few = stats.seed_intervals(below, resamples=draw(below.size)).iloc[0]
+    assert few["method"] == "t" and calls == []  # no bootstrap drawn when no row needs one
+    assert (few["mean"], few["low"], few["high"]) == pytest.approx(stats.t_interval(below))
+    many = stats.seed_intervals(at, resamples=draw(at.size)).iloc[0]
+    assert many["method"] == "bca" and calls == [at.size]
+    _, low, high = stats.bca_means(
+        at[None, :], stats.resample_indices(at.size, 500, np.random.default_rng(0))
+    )
+    assert (many["low"], many["high"]) == (low[0], high[0])
+    empty = stats.seed_intervals(np.array([np.nan]), resamples=None).iloc[0]
+    assert empty["method"] == "none" and empty["n_seeds"] == 0 and np.isnan(empty["mean"])
+
+
+def test_seed_intervals_rows_with_missing_seeds_get_their_own_method():
+    values = np.vstack([np.arange(12.0), np.r_[np.arange(5.0), [np.nan] * 7]])
+    idx = stats.resample_indices(12, 300, np.random.default_rng(1))
+    out = stats.seed_intervals(values, resamples=idx)
+    assert out["method"].tolist() == ["bca", "t"] and out["n_seeds"].tolist() == [12, 5]
+    assert out.loc[1, "mean"] == 2.0
+
+
+def test_percentile_interval_known_answer_and_missing_replicates():
+    assert stats.percentile_interval(np.arange(101.0), 0.1).tolist() == [5.0, 95.0]
+    with_nan = np.r_[np.arange(101.0), [np.nan] * 50]
+    assert stats.percentile_interval(with_nan, 0.1).tolist() == [5.0, 95.0]
+    per_row = stats.percentile_interval(np.vstack([np.arange(101.0), np.arange(101.0) * 2]), 0.1, axis=1)
+    np.testing.assert_allclose(per_row, [[5.0, 10.0], [95.0, 190.0]])
+
+
+def test_t_band_matches_t_interval_column_by_column():
+    curves = np.random.default_rng(3).normal(size=(6, 4))
+    mean, half = stats.t_band(curves, 0.1)
+    for k in range(4):
+        m, low, high = stats.t_interval(curves[:, k], 0.1)
+        assert (mean[k], mean[k] - half[k], mean[k] + half[k]) == pytest.approx((m, low, high))
+    assert np.isnan(stats.t_band(curves[:1])[1]).all()
+
+
 def test_bca_equals_percentile_for_symmetric_data():
     x = np.array([-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0])
-    idx = bootstrap.resample_indices(x.size, 20000, np.random.default_rng(0))
-    mean, low, high = bootstrap.bca_means(x[None, :], idx, expand=False)
+    idx = stats.resample_indices(x.size, 20000, np.random.default_rng(0))
+    mean, low, high = stats.bca_means(x[None, :], idx, expand=False)
     boot = x[idx].mean(1)
     lo_p, hi_p = np.quantile(boot, [0.025, 0.975])
     assert mean[0] == 0.0
@@ -68,34 +119,34 @@ def test_bca_equals_percentile_for_symmetric_data():
 def test_bca_expansion_widens_and_constant_data_collapse():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1, 10))
-    idx = bootstrap.resample_indices(10, 5000, rng)
-    _, lo_plain, hi_plain = bootstrap.bca_means(x, idx, expand=False)
-    _, lo_exp, hi_exp = bootstrap.bca_means(x, idx, expand=True)
+    idx = stats.resample_indices(10, 5000, rng)
+    _, lo_plain, hi_plain = stats.bca_means(x, idx, expand=False)
+    _, lo_exp, hi_exp = stats.bca_means(x, idx, expand=True)
     assert lo_exp[0] < lo_plain[0] and hi_exp[0] > hi_plain[0]
-    mean, low, high = bootstrap.bca_means(np.full((1, 10), 0.3), idx)
+    mean, low, high = stats.bca_means(np.full((1, 10), 0.3), idx)
     assert low[0] == high[0] == mean[0] == pytest.approx(0.3)
 
 
 def test_seed_summary_methods_and_bounds(study):
-    out = bootstrap.seed_summary(study["runs"], "accuracy", n_boot=2000)
+    out = stats.seed_summary(study["runs"], "accuracy", n_boot=2000)
     assert len(out) == 15 and set(out["method"]) == {"bca"}
     assert (out["low"] <= out["mean"]).all() and (out["mean"] <= out["high"]).all()
     few = study["runs"][study["runs"]["seed"] < 4]
-    out_few = bootstrap.seed_summary(few, "accuracy", n_boot=2000)
+    out_few = stats.seed_summary(few, "accuracy", n_boot=2000)
     assert set(out_few["method"]) == {"t"} and (out_few["n_seeds"] == 4).all()
 
 
 def test_seed_summary_rejects_unknown_metric(study):
     with pytest.raises(ValueError, match="choose from"):
-        bootstrap.seed_summary(study["runs"], "acuracy")
+        stats.seed_summary(study["runs"], "acuracy")
 
 
 def test_paired_contrasts_small_known_answer():
     runs = _runs({"avgpool": [0.80, 0.70, 0.90], "maxpool": [0.82, 0.69, 0.95]})
-    out = bootstrap.paired_contrasts(runs, "accuracy", n_boot=1000)
+    out = stats.paired_contrasts(runs, "accuracy", n_boot=1000)
     row = out.iloc[0]
     d = np.array([0.02, -0.01, 0.05])
-    mean, low, high = bootstrap.t_interval(d)
+    mean, low, high = stats.t_interval(d)
     assert row["diff"] == pytest.approx(d.mean())
     assert (row["low"], row["high"]) == pytest.approx((low, high))
     assert row["dz"] == pytest.approx(d.mean() / d.std(ddof=1))
@@ -108,7 +159,7 @@ def test_paired_contrasts_resample_seeds_jointly():
     base = rng.normal(0.8, 0.05, 12)
     other = base + rng.normal(0, 0.02, 12)
     runs = _runs({"avgpool": list(base), "maxpool": list(other), "strided": list(other)})
-    out = bootstrap.paired_contrasts(runs, "accuracy", n_boot=2000)
+    out = stats.paired_contrasts(runs, "accuracy", n_boot=2000)
     a, b = out.iloc[0], out.iloc[1]
     assert a["method"] == "bca"
     # identical variants get identical intervals only if every replicate draws the same seeds for both
@@ -116,48 +167,69 @@ def test_paired_contrasts_resample_seeds_jointly():
 
 
 def test_paired_contrasts_recover_planted_effect(study):
-    out = bootstrap.paired_contrasts(study["runs"], ["accuracy"], n_boot=2000)
+    out = stats.paired_contrasts(study["runs"], ["accuracy"], n_boot=2000)
     pooled = out[out["data_fraction"].isna()].set_index("variant")
     assert pooled.loc["maxpool", "low"] <= -0.05 <= pooled.loc["maxpool", "high"]
     assert pooled.loc["maxpool", "high"] < 0 and pooled.loc["maxpool", "p_holm"] < 0.05
     # the null variant is not declared different after Holm (the family-wise error is controlled)
     assert (out.loc[out["variant"] == "strided", "p_holm"] > 0.05).all()
     assert (out["p_holm"] >= out["p_value"]).all()
-    assert list(out.columns) == ["metric", "variant", "reference", "data_fraction", "n_seeds", "diff", "low",
-                                 "high", "p_value", "p_holm", "dz", "prob_superior", "method"]  # fmt: skip
+    assert list(out.columns) == [
+        "metric",
+        "variant",
+        "reference",
+        "data_fraction",
+        "n_seeds",
+        "diff",
+        "low",
+        "high",
+        "p_value",
+        "p_holm",
+        "dz",
+        "prob_superior",
+        "method",
+    ]
 
 
 def test_paired_contrasts_unknown_reference(study):
     with pytest.raises(ValueError, match="choose from"):
-        bootstrap.paired_contrasts(study["runs"], "accuracy", reference="avgpol")
+        stats.paired_contrasts(study["runs"], "accuracy", reference="avgpol")
 
 
 def test_equal_seeds_equal_output_different_seeds_differ(study):
-    a = bootstrap.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=1)
-    b = bootstrap.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=1)
-    c = bootstrap.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=2)
+    a = stats.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=1)
+    b = stats.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=1)
+    c = stats.paired_contrasts(study["runs"], "accuracy", n_boot=1000, seed=2)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["low"], c["low"])
-    s1 = bootstrap.seed_summary(study["runs"], "accuracy", n_boot=1000, seed=1)
-    s2 = bootstrap.seed_summary(study["runs"], "accuracy", n_boot=1000, seed=1)
+    s1 = stats.seed_summary(study["runs"], "accuracy", n_boot=1000, seed=1)
+    s2 = stats.seed_summary(study["runs"], "accuracy", n_boot=1000, seed=1)
     pd.testing.assert_frame_equal(s1, s2)
 
 
 def test_hierarchical_bootstrap_matches_runs_and_brackets(study):
-    out = bootstrap.hierarchical_bootstrap(study["predictions"], study["runs"], metric="accuracy", n_boot=500)
+    out = stats.hierarchical_bootstrap(study["predictions"], study["runs"], metric="accuracy", n_boot=500)
     means = study["runs"].groupby(["variant", "data_fraction"])["accuracy"].mean().to_numpy()
     np.testing.assert_allclose(out["estimate"], means)
     assert (out["low"] <= out["estimate"]).all() and (out["estimate"] <= out["high"]).all()
     assert (out["n_examples"] == 200).all() and (out["n_seeds"] == 10).all()
-    fpr = bootstrap.hierarchical_bootstrap(study["predictions"], study["runs"], metric="fpr", n_boot=500)
+    fpr = stats.hierarchical_bootstrap(study["predictions"], study["runs"], metric="fpr", n_boot=500)
     np.testing.assert_allclose(
         fpr["estimate"], study["runs"].groupby(["variant", "data_fraction"])["fpr"].mean()
     )
 
 
 def test_hierarchical_bootstrap_perfect_classifier_has_no_width():
-    runs = pd.DataFrame({"run_id": ["r0", "r1"], "variant": "a", "seed": [0, 1], "data_fraction": 1.0,
-                         "status": "ok", "threshold": 0.5})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1"],
+            "variant": "a",
+            "seed": [0, 1],
+            "data_fraction": 1.0,
+            "status": "ok",
+            "threshold": 0.5,
+        }
+    )
     labels = np.array([0, 1, 1, 0])
     preds = pd.DataFrame(
         {
@@ -168,10 +240,10 @@ def test_hierarchical_bootstrap_perfect_classifier_has_no_width():
             "score": np.tile(labels * 0.8 + 0.1, 2),
         }
     )
-    out = bootstrap.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
+    out = stats.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
     assert out.loc[0, ["estimate", "low", "high"]].tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="choose from"):
-        bootstrap.hierarchical_bootstrap(preds, runs, metric="auroc", n_boot=200)
+        stats.hierarchical_bootstrap(preds, runs, metric="auroc", n_boot=200)
 
 
 def test_simulate_tables_are_schema_valid_and_consistent(study):
@@ -195,8 +267,16 @@ def test_simulate_is_deterministic_and_rejects_unknown_variants():
 
 def test_multiclass_predictions_are_decided_by_the_most_probable_class():
     """3 classes, 4 examples: run r0 gets examples 0-2 right, r1 gets examples 0 and 3 right."""
-    runs = pd.DataFrame({"run_id": ["r0", "r1"], "variant": "a", "seed": [0, 1], "data_fraction": 1.0,
-                         "status": "ok", "threshold": np.nan})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1"],
+            "variant": "a",
+            "seed": [0, 1],
+            "data_fraction": 1.0,
+            "status": "ok",
+            "threshold": np.nan,
+        }
+    )
     labels = np.array([0, 1, 2, 2])
     probs = {
         "r0": [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]],
@@ -210,10 +290,10 @@ def test_multiclass_predictions_are_decided_by_the_most_probable_class():
             for k in range(3)
         ]
     )
-    meta, got_labels, predicted = bootstrap.prediction_matrix(preds, runs)
+    meta, got_labels, predicted = stats.prediction_matrix(preds, runs)
     np.testing.assert_array_equal(got_labels, labels)
     np.testing.assert_array_equal(predicted, [[0, 1, 2, 0], [0, 0, 1, 2]])
-    out = bootstrap.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
+    out = stats.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
     assert out.loc[0, "estimate"] == pytest.approx((3 / 4 + 2 / 4) / 2)
     with pytest.raises(ValueError, match="binary"):
-        bootstrap.hierarchical_bootstrap(preds, runs, metric="recall", n_boot=200)
+        stats.hierarchical_bootstrap(preds, runs, metric="recall", n_boot=200)

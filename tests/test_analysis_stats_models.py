@@ -1,4 +1,4 @@
-"""Known answers and planted effects for analysis.bias and analysis.mixed."""
+"""Known answers and planted effects for analysis.stats.bias (and McNemar) and analysis.stats.mixed."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import bias, mixed
-from analysis.simulate import simulate_study
+from analysis.simulation import simulate_study
+from analysis.stats import bias, hypothesis_tests, mixed
 
 
 def test_mcnemar_known_answers():
     # chi-square with continuity correction: (|10 - 30| - 1)^2 / 40 = 9.025
-    statistic, p, method = bias.mcnemar(10, 30)
+    statistic, p, method = hypothesis_tests.mcnemar(10, 30)
     assert method == "chi2" and statistic == pytest.approx(9.025)
     assert p == pytest.approx(stats.chi2.sf(9.025, 1))
     # exact: two-sided binomial, 2 * P(X <= 1 | n=10, 1/2) = 2 * 11 / 1024
-    statistic, p, method = bias.mcnemar(1, 9)
+    statistic, p, method = hypothesis_tests.mcnemar(1, 9)
     assert method == "exact" and statistic == 1 and p == pytest.approx(22 / 1024)
 
 
@@ -31,11 +31,25 @@ def test_mcnemar_tests_count_a_hand_made_table():
         predicted = np.where(correct, labels, 1 - labels)
         return np.where(predicted == 1, 0.9, 0.1)
 
-    runs = pd.DataFrame({"run_id": ["a", "m"], "variant": ["avgpool", "maxpool"], "seed": 0,
-                         "data_fraction": 1.0, "status": "ok", "threshold": 0.5})  # fmt: skip
-    preds = pd.DataFrame({"run_id": np.repeat(["a", "m"], 6), "example_id": np.tile(np.arange(6), 2),
-                          "label": np.tile(labels, 2), "class_index": 1,
-                          "score": np.concatenate([scores(ref_correct), scores(var_correct)])})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "m"],
+            "variant": ["avgpool", "maxpool"],
+            "seed": 0,
+            "data_fraction": 1.0,
+            "status": "ok",
+            "threshold": 0.5,
+        }
+    )
+    preds = pd.DataFrame(
+        {
+            "run_id": np.repeat(["a", "m"], 6),
+            "example_id": np.tile(np.arange(6), 2),
+            "label": np.tile(labels, 2),
+            "class_index": 1,
+            "score": np.concatenate([scores(ref_correct), scores(var_correct)]),
+        }
+    )
     out = bias.mcnemar_tests(preds, runs)
     assert out[["b", "c"]].iloc[0].tolist() == [2, 2]
     assert out["p_value"].iloc[0] == pytest.approx(1.0) and out["method"].iloc[0] == "exact"
@@ -68,16 +82,25 @@ def test_bias_no_over_calls_under_the_null():
 
 @pytest.fixture(scope="module")
 def planted():
-    return simulate_study(seeds=30, effects={"maxpool": -0.04}, interaction={"strided": 0.015},
-                          seed_sd=0.02, n_test=400, seed=21)  # fmt: skip
+    return simulate_study(
+        seeds=30,
+        effects={"maxpool": -0.04},
+        interaction={"strided": 0.015},
+        seed_sd=0.02,
+        n_test=400,
+        seed=21,
+    )
 
 
 def test_mixed_recovers_planted_effects_and_seed_variance(planted):
     result = mixed.fit_mixed(planted["runs"], "accuracy")
     coef = result.coefficients.set_index("term")
     truth = planted["truth"]
-    assert coef.loc["variant[maxpool]", "low"] <= truth["coef_variant_pp"]["maxpool"] <= coef.loc[
-        "variant[maxpool]", "high"]  # fmt: skip
+    assert (
+        coef.loc["variant[maxpool]", "low"]
+        <= truth["coef_variant_pp"]["maxpool"]
+        <= coef.loc["variant[maxpool]", "high"]
+    )
     assert coef.loc["variant[maxpool]", "high"] < 0
     inter = coef.loc["variant[strided]:log2_fraction"]
     assert inter["low"] <= truth["coef_interaction_pp"]["strided"] <= inter["high"] and inter["low"] > 0
@@ -99,8 +122,15 @@ def test_mixed_reports_a_singular_fit():
     for k, (v, f) in enumerate(cells):
         for rep in range(3):
             for s, sign in ((2 * rep, 1), (2 * rep + 1, -1)):
-                rows.append({"variant": v, "data_fraction": f, "seed": s, "status": "ok",
-                             "accuracy": 0.8 + 0.05 * np.log2(f) + sign * noise[rep, k]})  # fmt: skip
+                rows.append(
+                    {
+                        "variant": v,
+                        "data_fraction": f,
+                        "seed": s,
+                        "status": "ok",
+                        "accuracy": 0.8 + 0.05 * np.log2(f) + sign * noise[rep, k],
+                    }
+                )
     result = mixed.fit_mixed(pd.DataFrame(rows), "accuracy", lrt=False)
     assert result.seed_variance <= mixed.SINGULAR_TOL * result.residual_variance
     assert any("singular" in w for w in result.warnings)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from analysis import validate
-from analysis.bootstrap import paired_contrasts
-from analysis.simulate import simulate_study
+from analysis.simulation import coverage, simulate_study
+from analysis.stats import paired_contrasts
 
 
 @pytest.mark.slow
 def test_reduced_validation_meets_targets_within_monte_carlo_error():
-    table = validate.run_validation(studies=150, seeds=10, seed=1, n_boot=1000, mixed_studies=30,
-                                    null_studies=4000, jobs=1)  # fmt: skip
+    table = coverage.run_validation(
+        studies=150, seeds=10, seed=1, n_boot=1000, mixed_studies=30, null_studies=4000, jobs=1
+    )
     value = table.set_index("method")["value"]
     se = table.set_index("method")["se"]
     # Coverage targets are 0.93-0.97. With 150 studies the Monte Carlo SE of a coverage is ~0.006, so
@@ -42,10 +47,22 @@ def test_vectorised_contrasts_agree_with_paired_contrasts():
             runs[runs["variant"] == v]
             .pivot_table(index="seed", columns="data_fraction", values="accuracy")
             .to_numpy()
-            for v in validate.VARIANTS
+            for v in coverage.VARIANTS
         ]
     )  # (V, S, F)
-    diffs, _, labels = validate.paired_differences(cube[None], null=True)
+    diffs, _, labels = coverage.paired_differences(cube[None], null=True)
     np.testing.assert_allclose(out["diff"].to_numpy(), diffs[0].mean(-1))
-    covered = validate.t_coverage(diffs, out["diff"].to_numpy())  # an interval always covers its own centre
+    covered = coverage.t_coverage(diffs, out["diff"].to_numpy())  # an interval always covers its own centre
     assert covered.all() and len(labels) == len(out)
+
+
+@pytest.mark.parametrize("module", ["analysis.validate", "analysis.report"])
+def test_the_documented_commands_still_run(module):
+    """``python -m analysis.validate`` and ``python -m analysis.report`` keep working after the move."""
+    root = Path(__file__).resolve().parent.parent
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", module, "--help"]
+    env = os.environ | {"PYTHONPATH": path}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"python -m {module}" in done.stdout

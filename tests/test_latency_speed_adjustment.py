@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import latency
-from analysis.simulate import simulate_study
+from analysis.simulation import simulate_study
+from analysis.stats import latency
 
 PLANTED = {"avgpool": 2.0, "maxpool": 3.0, "strided": 1.5}
 SLOPES = {"avgpool": 0.6, "maxpool": 0.9, "strided": 0.75}  # unequal: the ratios depend on the speed
@@ -13,9 +13,15 @@ SLOPES = {"avgpool": 0.6, "maxpool": 0.9, "strided": 0.75}  # unequal: the ratio
 
 def _study(rep: int, drift: float = 0.15, unequal: bool = False, **kw) -> dict:
     study = simulate_study(
-        seeds=10, fractions=(0.5, 1.0), latency_ms=PLANTED, latency_drift=drift, latency_slope=SLOPES,
-        n_test=20, seed=500 + rep, **kw,
-    )  # fmt: skip
+        seeds=10,
+        fractions=(0.5, 1.0),
+        latency_ms=PLANTED,
+        latency_drift=drift,
+        latency_slope=SLOPES,
+        n_test=20,
+        seed=500 + rep,
+        **kw,
+    )
     if unequal:  # like batch 1 in the grid, whose repeat count depends on min_seconds: 6 to 10 per run
         lat = study["latency"]
         keep = np.random.default_rng(rep).integers(6, 11, size=lat["run_id"].nunique())

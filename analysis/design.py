@@ -1,0 +1,121 @@
+"""The study's design as the statistics see it: which runs count, the factor levels and the arms.
+
+Every statistic analyses successful runs only (:func:`ok_runs`). Studies with inductive-bias factors
+(``permute``, ``location_shift``, ``init``) and an MLP baseline are read through :func:`design_frame`,
+which normalises the factor columns and names each run's *arm* (the MLP, or the CNN variant); the
+standard report sections see only the CNN runs at the base level of every factor (:func:`base_runs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+MLP_MODEL = "mlp"
+BASE_LEVELS: dict[str, object] = {"permute": False, "location_shift": 0.0, "init": "random"}
+CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
+
+
+def ok_runs(runs: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of ``runs`` with ``status == "ok"``; raise if a requested metric column is missing.
+
+    Failed and diverged runs are left out of every statistic (the report counts them separately).
+
+    Parameters
+    ----------
+    runs : DataFrame
+        The ``runs`` table (a table without ``status`` counts every row as ok).
+    metrics : sequence of str
+        Columns the caller will analyse; each must be a numeric column of ``runs``.
+
+    Returns
+    -------
+    DataFrame
+        The ok rows (a view-like selection; callers copy before adding columns).
+
+    Raises
+    ------
+    ValueError
+        If a metric is not a numeric column of ``runs`` (the message lists the valid ones) or no run is ok.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"status": ["ok", "failed"], "accuracy": [0.9, 0.1]})
+    >>> ok_runs(runs, ["accuracy"])["accuracy"].tolist()
+    [0.9]
+    """
+    numeric = [c for c in runs.columns if pd.api.types.is_numeric_dtype(runs[c])]
+    unknown = [m for m in metrics if m not in numeric]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from numeric columns {numeric}")
+    out = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    if out.empty:
+        raise ValueError("no runs with status 'ok': nothing to analyse")
+    return out
+
+
+def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with normalised factor columns and an ``arm`` column naming the model (and variant).
+
+    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random.
+    ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs (``model:variant`` when the study
+    has several CNN models); ``is_mlp`` marks the MLP runs. Every status is kept.
+    """
+    out = runs.copy()
+    out["permute"] = out["permute"].astype("boolean").fillna(False).astype(bool)
+    out["location_shift"] = out["location_shift"].astype(float).fillna(0.0)
+    out["init"] = out["init"].astype("string").fillna("random").astype(str)
+    model = out["model"].astype(str)
+    mlp = model == MLP_MODEL
+    several = model[~mlp].nunique() > 1
+    cnn_arm = (model + ":" + out["variant"].astype(str)) if several else out["variant"].astype(str)
+    out["arm"] = np.where(mlp, MLP_MODEL, cnn_arm)
+    out["is_mlp"] = mlp.to_numpy()
+    return out
+
+
+def base_levels(runs: pd.DataFrame) -> dict[str, object]:
+    """Per factor, the level the standard report sections use: the default if present, else the lowest."""
+    d = design_frame(runs)
+    d = d[d["status"] == "ok"] if "status" in d else d
+    out = {}
+    for factor, default in BASE_LEVELS.items():
+        levels = sorted(set(d[factor]))
+        out[factor] = default if default in levels or not levels else levels[0]
+    return out
+
+
+def at_base_levels(runs: pd.DataFrame) -> pd.DataFrame:
+    """Design rows (every model, with ``arm``) at the base level of permute, shift and init."""
+    d = design_frame(runs)
+    keep = np.ones(len(d), dtype=bool)
+    for factor, level in base_levels(runs).items():
+        keep &= (d[factor] == level).to_numpy()
+    return d[keep]
+
+
+def base_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """CNN runs at the base level of every factor (the rows the standard report sections analyse).
+
+    A study whose factors do not vary (the default study) gets every row back unchanged.
+    """
+    d = design_frame(runs)
+    levels = base_levels(runs)
+    keep = ~d["is_mlp"]
+    for factor, level in levels.items():
+        keep &= d[factor] == level
+    return runs[keep.to_numpy()]
+
+
+def has_inductive_design(runs: pd.DataFrame, kernels: pd.DataFrame | None = None) -> bool:
+    """Whether the study has anything the "Inductive bias" section can analyse.
+
+    True when it has MLP runs, two levels of permute / location shift / init, a measured shift
+    consistency, or first-layer kernels.
+    """
+    d = design_frame(runs[runs["status"] == "ok"])
+    varied = any(d[f].nunique() > 1 for f in BASE_LEVELS)
+    measured = any(d[c].notna().any() for c in CONSISTENCY_MODES.values() if c in d)
+    return bool(d["is_mlp"].any() or varied or measured or (kernels is not None and not kernels.empty))

@@ -1,0 +1,64 @@
+"""Section "Decision bias": FP/FN measures with intervals, contrasts, and where a variant over-calls."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.report.document import Section, Settings, Study, Table, fraction_label, order_variants
+from analysis.report.figures import bias_plot, confusion_matrices
+from analysis.report.format import interval_cells
+from analysis.stats.bias import BIAS_MEASURES, bias_summary
+
+
+def _by_variant_and_fraction(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant x fraction and one column per bias measure (of the ``cell`` strings)."""
+    wide = frame.pivot_table(
+        index=["variant", "data_fraction"], columns="measure", values="cell", aggfunc="first", dropna=False
+    )
+    return wide[[m for m in BIAS_MEASURES if m in wide]]
+
+
+def _display(wide: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """The wide table with the reference first and fractions as text."""
+    out = order_variants(wide.reset_index(), reference)
+    out["data_fraction"] = out["data_fraction"].map(fraction_label)
+    return out
+
+
+def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
+    """Levels and differences to the reference of every bias measure; returns the section and summary."""
+    runs = study.standard["runs"]
+    bs = bias_summary(runs, reference=s.reference, **s.kw)
+    levels = _by_variant_and_fraction(bs.assign(cell=interval_cells(bs, metric_column="measure")))
+    others = bs[bs["variant"] != s.reference]
+    cells = interval_cells(
+        others, estimate="diff_vs_reference", low="diff_low", high="diff_high", metric_column="measure"
+    )
+    diffs = _by_variant_and_fraction(others.assign(cell=cells))
+    over = others.groupby(["variant", "data_fraction"], dropna=False)["over_calls"].any()
+    diffs["over-calls"] = over.reindex(diffs.index).map({True: "yes", False: "no"})
+    text = [
+        "FPR and FNR in pp; ppr_over_prevalence is the predicted-positive rate over the prevalence "
+        "(1 = calibrated base rate); criterion_c > 0 means a conservative (negative-leaning) criterion, "
+        f"d' the separation. A variant over-calls the positive class only when its {s.level} interval "
+        "of the difference in ppr/prevalence or FPR against the reference lies entirely above 0."
+    ]
+    tables = [
+        Table(
+            "bias",
+            f"Bias measures by variant and fraction, mean [{s.level} interval]",
+            bs,
+            _display(levels, s.reference),
+        ),
+        Table(
+            "bias_contrasts",
+            f"Bias measures: difference to {s.reference} [{s.level} interval]",
+            others,
+            _display(diffs, s.reference),
+        ),
+    ]
+    figures = [
+        ("bias", "False-positive vs false-negative rate", bias_plot(bs, palette=study.palette)[0]),
+        ("confusion", "Mean confusion matrices", confusion_matrices(runs, palette=study.palette)[0]),
+    ]
+    return Section("Decision bias: false positives and false negatives", text, tables, figures), bs

@@ -1,0 +1,62 @@
+"""Section "Per-example analysis": the hierarchical bootstrap and per-seed McNemar tests."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.report.document import Section, Settings, Study, Table, fraction_label, order_variants
+from analysis.report.figures import roc_pr_curves
+from analysis.report.format import interval_cells
+from analysis.stats.bias import mcnemar_tests
+from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass
+
+
+def _mcnemar_display(mc: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """McNemar counts summed over seeds, and how many seeds reject, per variant and fraction."""
+    grouped = mc.groupby(["variant", "data_fraction"])
+    disp = pd.DataFrame(
+        {
+            "seeds": grouped.size(),
+            "b (ref right, variant wrong)": grouped["b"].sum(),
+            "c (variant right, ref wrong)": grouped["c"].sum(),
+            f"seeds with p < {alpha:g}": grouped["p_value"].apply(lambda p: int((p < alpha).sum())),
+        }
+    ).reset_index()
+    disp["data_fraction"] = disp["data_fraction"].map(fraction_label)
+    return disp
+
+
+def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame | None]:
+    """Accuracy from the two-level bootstrap and McNemar tests against the reference, plus ROC/PR curves."""
+    preds, runs = study.standard["predictions"], study.standard["runs"]
+    section = Section("Per-example analysis: hierarchical bootstrap and McNemar tests")
+    if preds.empty:
+        section.text.append("The study has no predictions table, so this section is skipped.")
+        return section, None
+    hb = hierarchical_bootstrap(preds, runs, metric="accuracy", **s.kw)
+    hb_disp = order_variants(hb, s.reference).assign(
+        data_fraction=lambda d: d["data_fraction"].map(fraction_label),
+        cell=lambda d: interval_cells(d, estimate="estimate"),
+    )[["variant", "data_fraction", "cell", "n_seeds", "n_examples"]]
+    hb_disp = hb_disp.rename(columns={"cell": f"accuracy (pp) [{s.level}]"})
+    mc = mcnemar_tests(preds, runs, reference=s.reference)
+    section.text.append(
+        "The hierarchical bootstrap resamples seeds, then test examples (one example resample shared by "
+        "all runs of a replicate, because every run is scored on the same test set); "
+        f"{s.n_boot} resamples, percentile intervals. "
+        f"McNemar tests compare each variant with {s.reference} on the same seed and test examples "
+        "(exact binomial test when discordant pairs are few); the per-seed table is in tables/mcnemar.csv, "
+        "and the counts below are summed over seeds (uncorrected per-seed p-values)."
+    )
+    hb_caption = "Accuracy from the hierarchical bootstrap (seeds, then test examples)"
+    mc_caption = f"McNemar tests against {s.reference}, summed over seeds"
+    section.tables += [
+        Table("hierarchical", hb_caption, hb, hb_disp),
+        Table("mcnemar", mc_caption, mc, _mcnemar_display(mc, s.alpha)),
+    ]
+    if is_multiclass(preds):
+        section.text.append("ROC and precision-recall curves are drawn for binary tasks only.")
+        return section, hb
+    fig = roc_pr_curves(preds, runs, palette=study.palette)[0]
+    section.figures.append(("roc_pr", "Mean ROC and precision-recall curves over seeds", fig))
+    return section, hb

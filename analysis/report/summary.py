@@ -1,0 +1,207 @@
+"""The report's summary of findings: plain-word sentences, each with its estimate and interval.
+
+Each kind of finding is one small function in :data:`FINDINGS`, taking the study, the sections'
+results (by section name, see :data:`analysis.report.sections.SECTIONS`) and the settings, and
+returning its sentences; :func:`summary_lines` runs them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from analysis.report.document import Settings, Study
+from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
+from analysis.verdicts.hypotheses import STATEMENTS
+
+
+def _fractions(values) -> str:
+    return ", ".join(f"{f:g}" for f in sorted(set(values)))
+
+
+def _direction(low: float, high: float, above: str, below: str) -> str:
+    if low > 0:
+        return above
+    if high < 0:
+        return below
+    return "no difference resolved (the interval includes 0)"
+
+
+def _unit(metric: str) -> str:
+    return " pp" if is_unit_metric(metric) else ""
+
+
+def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
+    """How many runs, variants, fractions and seeds; and which runs the standard sections analyse."""
+    runs = study.standard["runs"]
+    ok = runs[runs["status"] == "ok"]
+    lines = [
+        f"{len(ok)} successful runs of {len(runs)} ({len(runs) - len(ok)} failed or diverged): variants "
+        f"{', '.join(sorted(set(ok['variant'])))}; data fractions {_fractions(ok['data_fraction'])}; "
+        f"{ok['seed'].nunique()} seeds. All intervals are {s.level} intervals."
+    ]
+    n_all = int((study.tables["runs"]["status"] == "ok").sum())
+    if len(ok) < n_all:
+        lines.append(
+            f"The standard sections analyse the {len(ok)} successful CNN runs "
+            "at the base level of every factor (unpermuted, no location shift, random init); "
+            f"calibration and inductive bias use all {n_all}."
+        )
+    return lines
+
+
+def contrast_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """Each variant against the reference on the primary metric, pooled over fractions."""
+    ref, metric = s.reference, s.metrics[0]
+    pc = results["contrasts"]
+    lines = []
+    for variant, part in pc[pc["metric"] == metric].groupby("variant", sort=True):
+        per = part[part["data_fraction"].notna()]
+        # a study with one fraction has no pooled row: its single fraction is the overall answer
+        pooled = part[part["data_fraction"].isna()] if part["data_fraction"].isna().any() else per
+        if not len(pooled):
+            continue
+        n_sig = int((per["p_holm"] < s.alpha).sum())
+        r = pooled.iloc[0]
+        cell = format_interval(r["diff"], r["low"], r["high"], percent=is_unit_metric(metric))
+        verdict = _direction(r["low"], r["high"], f"higher than {ref}", f"lower than {ref}")
+        where = (
+            "pooled over fractions" if pd.isna(r["data_fraction"]) else f"at fraction {r['data_fraction']:g}"
+        )
+        lines.append(
+            f"{variant} vs {ref}, {metric} {where}: {cell}{_unit(metric)} (Holm p {format_p(r['p_holm'])}): "
+            f"{verdict}; Holm-significant at {n_sig} of {len(per)} fractions."
+        )
+    return lines
+
+
+def mixed_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """The likelihood-ratio tests of the primary metric's mixed model, and any fit warnings."""
+    fits = results["mixed models"] or []
+    lines = []
+    for fit in fits[:1]:
+        tests = fit.lrt.set_index("test")
+        parts = [
+            f"{name} chi2 = {tests.loc[key, 'chi2']:.2f} (df {int(tests.loc[key, 'df'])}, "
+            f"p {format_p(tests.loc[key, 'p_value'])})"
+            for key, name in (("variant", "variant effect"), ("variant:log2_fraction", "variant x fraction"))
+            if key in tests.index
+        ]
+        caveat = "" if fit.converged else " (the fit did not converge: do not rely on these tests)"
+        lines.append(f"Mixed model of {fit.metric} (pp): likelihood-ratio tests {'; '.join(parts)}{caveat}.")
+    warned = [f for f in fits if f.warnings]
+    if warned:
+        failed = [f.metric for f in fits if not f.converged]
+        lines.append(
+            f"Mixed-model warnings: {sum(len(f.warnings) for f in warned)} for "
+            f"{', '.join(f.metric for f in warned)}"
+            + (f"; no converged fit for {', '.join(failed)}" if failed else "")
+            + " (listed in the section 'Mixed-effects models')."
+        )
+    return lines
+
+
+def bias_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """Which variants over-call the positive class relative to the reference, pooled over fractions."""
+    bs, ref = results["bias"], s.reference
+    pooled = bs[bs["data_fraction"].isna() & (bs["measure"] == "fpr") & (bs["variant"] != ref)]
+    over = pooled[pooled["over_calls"].astype(bool)]
+    if not len(over):
+        return [f"No variant over-calls the positive class relative to {ref} (pooled over fractions)."]
+    return [
+        f"{r.variant} over-calls the positive class: FPR difference vs {ref} pooled over fractions "
+        f"{format_interval(r.diff_vs_reference, r.diff_low, r.diff_high, percent=True)} pp."
+        for r in over.itertuples(index=False)
+    ]
+
+
+def latency_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """The fastest variant at the smallest batch size, with its ratio to the reference."""
+    lr, ref = results["latency"], s.reference
+    if lr is None or not len(lr):
+        return []
+    small = lr[lr["batch_size"] == lr["batch_size"].min()]
+    ranked = small.sort_values(["ratio", "variant"])
+    best = ranked.iloc[0]
+    if best["variant"] == ref and len(ranked) > 1:
+        nxt = ranked.iloc[1]
+        ratio = format_interval(nxt["ratio"], nxt["low"], nxt["high"])
+        return [
+            f"Fastest at batch size {int(best['batch_size'])}: {ref} itself ({best['median_ms']:.3g} ms); "
+            f"the next, {nxt['variant']}, takes {ratio} x its median latency."
+        ]
+    return [
+        f"Fastest at batch size {int(best['batch_size'])}: {best['variant']}, median latency "
+        f"{format_interval(best['ratio'], best['low'], best['high'])} x {ref}'s ({best['median_ms']:.3g} ms)."
+    ]
+
+
+def power_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """The smallest detectable difference of the primary metric, and the seeds a given one needs."""
+    metric, pw = s.metrics[0], results["power"]
+    scale, unit = is_unit_metric(metric), _unit(metric)
+    lines = []
+    for r in pw[pw["metric"] == metric].itertuples(index=False):
+        if not (np.isfinite(r.seed_sd) and r.seed_sd > 0):
+            lines.append(
+                f"Power: the paired {metric} differences do not vary across seeds, so the detectable "
+                "difference cannot be estimated from this study."
+            )
+            continue
+        lines.append(
+            f"Power: with {r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
+            f"{format_value(r.mde, percent=scale)}{unit}; "
+            f"detecting {format_value(r.effect, percent=scale)}{unit} needs {r.seeds_needed} seeds."
+        )
+    return lines
+
+
+def claim_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """How many claims got each verdict, then each claim's verdict."""
+    cl = results["claims"]
+    counts = cl["verdict"].value_counts()
+    lines = ["Claims of single-run studies: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."]
+    return lines + [f'Claim "{r.claim}": {r.verdict}.' for r in cl.itertuples(index=False)]
+
+
+def hypothesis_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """One sentence per tested inductive-bias hypothesis: its verdict per subject."""
+    result = results.get("inductive bias")
+    if not result or result["hypotheses"].empty:
+        return []
+    lines = []
+    for h, part in result["hypotheses"].groupby("hypothesis", sort=False):
+        verdicts = part.groupby("verdict", sort=False)["subject"].agg(lambda x: ", ".join(map(str, x)))
+        text = "; ".join(f"{v} for {subjects}" for v, subjects in verdicts.items())
+        lines.append(f"Inductive bias {h} ({STATEMENTS[h].split(' (')[0].rstrip('.')}): {text}.")
+    return lines
+
+
+Finding = Callable[[Study, dict, Settings], list[str]]
+FINDINGS: tuple[Finding, ...] = (
+    run_counts,
+    contrast_findings,
+    mixed_findings,
+    bias_findings,
+    latency_findings,
+    power_findings,
+    claim_findings,
+    hypothesis_findings,
+)
+
+
+def summary_lines(study: Study, results: dict, settings: Settings) -> list[str]:
+    """The findings in plain words, in the order of :data:`FINDINGS`.
+
+    Parameters
+    ----------
+    study : Study
+        The loaded study.
+    results : dict
+        Each section's result by name (:func:`analysis.report.sections.build_sections`).
+    settings : Settings
+        Reference, metrics, resamples, alpha and seed.
+    """
+    return [line for finding in FINDINGS for line in finding(study, results, settings)]

@@ -1,0 +1,14 @@
+"""Simulated studies with planted effects, and the simulation study that validates the intervals.
+
+* :mod:`analysis.simulation.tables`: the table builders every simulator shares.
+* :mod:`analysis.simulation.study`: :func:`simulate_study` (variants x seeds x data fractions).
+* :mod:`analysis.simulation.inductive`: :func:`simulate_inductive_study` (MLP, permutation, location
+  shift, edge init, shift consistency, kernels).
+* :mod:`analysis.simulation.coverage`: coverage of the intervals and the Holm family-wise error
+  (``python -m analysis.validate``).
+"""
+
+from analysis.simulation.inductive import InductivePlan, simulate_inductive_study
+from analysis.simulation.study import StudyPlan, simulate_study
+
+__all__ = ["InductivePlan", "StudyPlan", "simulate_inductive_study", "simulate_study"]
