@@ -19,6 +19,17 @@ from __future__ import annotations
 
 import pandas as pd
 
+# Threshold metrics stored at both operating points of a binary task: ``<metric>_fixed`` at the fixed
+# threshold 0.5 and ``<metric>_chosen`` at ``threshold_chosen``, chosen on the validation split by the
+# study's ``evaluation.threshold_rule``. The unsuffixed columns are at ``threshold``: the one of the
+# two the study reports (``operating_point``). Multi-class tasks decide by argmax: all NaN.
+THRESHOLD_METRICS = (
+    "accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn",
+    "fpr", "fnr", "predicted_positive_rate", "criterion_c", "dprime",
+)  # fmt: skip
+OPERATING_POINTS = ("fixed", "chosen")
+OPERATING_POINT_COLUMNS = tuple(f"{m}_{point}" for point in OPERATING_POINTS for m in THRESHOLD_METRICS)
+
 # dtype strings are pandas dtypes; "string" columns may hold missing values.
 RUNS: dict[str, str] = {
     "run_id": "string",
@@ -72,11 +83,20 @@ RUNS: dict[str, str] = {
     "brier": "float64",
     "log_loss": "float64",
     "threshold": "float64",
+    # operating points: which one the columns above use ("fixed" or "chosen"), how the chosen threshold
+    # was found ("youden" or "prevalence"), the chosen threshold, and the metrics at both points
+    "operating_point": "string",
+    "threshold_rule": "string",
+    "threshold_chosen": "float64",
+    **dict.fromkeys(OPERATING_POINT_COLUMNS, "float64"),
     # generalization
     "train_accuracy": "float64",
     "val_accuracy": "float64",
     "val_auroc": "float64",
     "best_epoch": "int64",
+    # optimisation: steps taken, and the step of the restored (best) validation
+    "steps_run": "int64",
+    "best_step": "int64",
     # shift consistency (Zhang 2019): P(same predicted class) under two random shifts; NaN when not measured
     "shift_consistency_circular": "float64",
     "shift_consistency_pad": "float64",
@@ -93,7 +113,8 @@ RUNS: dict[str, str] = {
 
 EPOCHS: dict[str, str] = {
     "run_id": "string",
-    "epoch": "int64",
+    "epoch": "int64",  # counts validations: epochs, or eval_every periods of a step budget
+    "step": "int64",  # optimiser steps taken when this validation ran
     "train_loss": "float64",
     "train_accuracy": "float64",
     "val_loss": "float64",
@@ -149,7 +170,14 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         "init": "random",
         "shift_consistency_circular": float("nan"),
         "shift_consistency_pad": float("nan"),
+        "operating_point": "fixed",  # before operating points, every binary run was scored at 0.5
+        "threshold_rule": pd.NA,
+        "threshold_chosen": float("nan"),
+        **dict.fromkeys(OPERATING_POINT_COLUMNS, float("nan")),
+        "steps_run": -1,
+        "best_step": -1,
     },
+    "epochs": {"step": -1},
     "latency": {"reference_seconds": float("nan")},
 }
 INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")

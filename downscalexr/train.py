@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -30,10 +31,21 @@ MONITORS = ("val_loss", "val_accuracy", "val_auroc")
 class TrainConfig:
     """How one model is trained.
 
+    Two protocols, chosen by ``steps``:
+
+    * **Step budget** (``steps > 0``; the built-in studies): every data fraction gets the same
+      ``steps`` optimiser steps of full batches, drawn from consecutive shuffled passes over its
+      training subset, so a 5 % subset is not also a 20x shorter optimisation. The model is validated
+      every ``eval_every`` steps (a cost independent of the subset's size); training stops early after
+      ``patience`` validations without improvement of ``monitor``, and the weights of the best
+      validation are restored. Nothing here sees the test split.
+    * **Epochs** (``steps == 0``, the default, kept so stored studies keep their meaning): ``epochs``
+      passes over the subset, validated after each, with the ``min_steps`` floor below.
+
     Parameters
     ----------
     epochs : int
-        Maximum passes over the training subset.
+        Epoch protocol: maximum passes over the training subset. Unused with a step budget.
     batch_size : int
         Examples per optimiser step.
     lr, weight_decay, momentum : float
@@ -43,16 +55,20 @@ class TrainConfig:
         Weight the loss by inverse class frequency of the training subset (binary: ``pos_weight`` =
         negatives / positives; multi-class: per-class weights).
     patience : int or None
-        Stop after this many epochs without improvement of ``monitor``; ``None`` trains all epochs.
-        The weights of the best epoch are restored either way.
+        Stop after this many validations (epochs, or ``eval_every`` periods) without improvement of
+        ``monitor``; ``None`` trains to the end. The weights of the best validation are restored
+        either way.
     monitor : {"val_loss", "val_accuracy", "val_auroc"}
         Validation quantity for model selection (AUROC falls back to accuracy for multi-class).
     min_steps : int
-        Train for at least this many optimiser steps in all, so that a 5 % data fraction is not also a
-        20x shorter optimisation. A small subset gets longer epochs rather than more of them, so
-        validation still runs ``epochs`` times: an epoch is then ``ceil(min_steps / epochs)`` full
-        batches drawn from consecutive shuffled passes (the last pass cut short), not a whole number
-        of passes, which overshot ``min_steps`` by up to 2x.
+        Epoch protocol: train for at least this many optimiser steps in all. A small subset gets
+        longer epochs rather than more of them, so validation still runs ``epochs`` times: an epoch is
+        then ``ceil(min_steps / epochs)`` full batches drawn from consecutive shuffled passes (the last
+        pass cut short), not a whole number of passes, which overshot ``min_steps`` by up to 2x.
+    steps : int
+        Step-budget protocol: optimiser steps for every data fraction (0: use the epoch protocol).
+    eval_every : int
+        Step-budget protocol: optimiser steps between validations (required when ``steps > 0``).
     channels_last : bool
         Run convolutions in NHWC layout (faster with oneDNN on CPU).
     fused : bool
@@ -78,6 +94,8 @@ class TrainConfig:
     channels_last: bool = True
     fused: bool = True
     eval_batch_size: int = 32
+    steps: int = 0
+    eval_every: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -89,11 +107,34 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.patience is not None and self.patience < 0:
+            raise ValueError(f"patience must be >= 0 or null (no early stopping), got {self.patience}")
+        self._check_step_budget()
+
+    def _check_step_budget(self) -> None:
+        for name in ("steps", "eval_every", "min_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.steps == 0:
+            if self.eval_every:
+                raise ValueError("eval_every applies to a step budget only; set steps too, or remove it")
+            return
+        if self.min_steps:
+            raise ValueError("min_steps belongs to the epoch protocol; with steps > 0 remove min_steps")
+        if not 1 <= self.eval_every <= self.steps:
+            raise ValueError(
+                f"with steps = {self.steps}, eval_every must be in 1..{self.steps} (optimiser steps "
+                f"between validations), got {self.eval_every}"
+            )
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns. ``model`` holds the best epoch's weights."""
+    """What :func:`fit` returns. ``model`` holds the weights of the best validation.
+
+    ``history`` has one row per validation (key ``epoch`` counts validations, ``step`` the optimiser
+    steps taken by then); ``best_epoch`` indexes it and ``best_step`` is that row's ``step``.
+    """
 
     model: nn.Module
     status: str
@@ -103,6 +144,8 @@ class FitResult:
     train_seconds: float = 0.0
     error: str = ""
     config: dict = field(default_factory=dict)
+    steps_run: int = 0
+    best_step: int = -1
 
 
 def fit(
@@ -143,46 +186,30 @@ def fit(
     x_val = data.x_val.contiguous(memory_format=fmt)
     optimizer = _optimizer(model, config)
     order = torch_generator(seed, "order")
-
-    n = len(y_train)
-    epochs = config.epochs
-    steps_per_pass = math.ceil(n / config.batch_size)
-    min_epoch_steps = math.ceil(config.min_steps / epochs)
-    # one pass per epoch, unless min_steps asks for more: then exactly min_epoch_steps full batches
-    epoch_size = n if min_epoch_steps <= steps_per_pass else min_epoch_steps * config.batch_size
-    passes = math.ceil(epoch_size / n)
+    if config.steps:
+        periods, extra = _step_periods(len(y_train), config, order), {}
+    else:
+        periods, epoch_size = _epoch_periods(len(y_train), config, order)
+        extra = {"examples_per_epoch": epoch_size}
     sign = 1.0 if config.monitor == "val_loss" else -1.0  # minimise sign * monitor
-    best, best_state, best_epoch, waited = math.inf, None, -1, 0
-    result = FitResult(model=model, status="ok", config=asdict(config) | {"examples_per_epoch": epoch_size})
+    best, best_state = math.inf, None
+    result = FitResult(model=model, status="ok", config=asdict(config) | extra)
     start = time.perf_counter()
 
-    for epoch in range(epochs):
+    for period, perm in enumerate(periods):
         t0 = time.perf_counter()
-        model.train()
-        perm = torch.cat([torch.randperm(n, generator=order) for _ in range(passes)])[:epoch_size]
-        loss_sum, correct = 0.0, 0
-        for i in range(0, len(perm), config.batch_size):
-            idx = perm[i : i + config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            logits = model(xb)  # (B, 1) or (B, K)
-            loss = loss_fn(logits, yb)
-            if not torch.isfinite(loss):
-                result.status = "diverged"
-                step = i // config.batch_size
-                result.error = f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {step}"
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(yb)
-            correct += int((_predict(logits.detach(), binary) == yb).sum())
-        if result.status == "diverged":
+        trained = _train_period(model, optimizer, loss_fn, x_train, y_train, perm, config.batch_size, binary)
+        result.steps_run += trained["steps"]
+        if trained["error"]:
+            result.status = "diverged"
+            result.error = f"{trained['error']} at epoch {period}, step {trained['steps']}"
             break
         val = evaluate(model, x_val, data.y_val, data.num_classes, config.eval_batch_size)
         row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / len(perm),
-            "train_accuracy": correct / len(perm),
+            "epoch": period,
+            "step": result.steps_run,
+            "train_loss": trained["loss"],
+            "train_accuracy": trained["accuracy"],
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
             "val_auroc": val["auroc"],
@@ -191,20 +218,67 @@ def fit(
         result.history.append(row)
         score = row[config.monitor] if not math.isnan(row[config.monitor]) else row["val_accuracy"]
         if sign * score < best:
-            best, best_epoch, waited = sign * score, epoch, 0
+            best, result.best_epoch, result.best_step = sign * score, period, result.steps_run
             best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if config.patience is not None and waited > config.patience:
-                break
+        elif config.patience is not None and period - result.best_epoch > config.patience:
+            break
 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    result.best_epoch = best_epoch
     result.epochs_run = len(result.history)
     result.train_seconds = time.perf_counter() - start
     return result
+
+
+def _epoch_periods(n: int, config: TrainConfig, order: torch.Generator) -> tuple[Iterator, int]:
+    """The epoch protocol's index order, one tensor per epoch, and the examples per epoch."""
+    steps_per_pass = math.ceil(n / config.batch_size)
+    min_epoch_steps = math.ceil(config.min_steps / config.epochs)
+    # one pass per epoch, unless min_steps asks for more: then exactly min_epoch_steps full batches
+    epoch_size = n if min_epoch_steps <= steps_per_pass else min_epoch_steps * config.batch_size
+    passes = math.ceil(epoch_size / n)
+
+    def periods() -> Iterator[torch.Tensor]:
+        for _ in range(config.epochs):
+            yield torch.cat([torch.randperm(n, generator=order) for _ in range(passes)])[:epoch_size]
+
+    return periods(), epoch_size
+
+
+def _step_periods(n: int, config: TrainConfig, order: torch.Generator) -> Iterator[torch.Tensor]:
+    """The step budget's index order: ``eval_every`` full batches per validation period (the last
+    period holds the remainder), drawn from consecutive shuffled passes over the ``n`` examples."""
+    buffer = torch.empty(0, dtype=torch.long)
+    done = 0
+    while done < config.steps:
+        need = min(config.eval_every, config.steps - done) * config.batch_size
+        while len(buffer) < need:
+            buffer = torch.cat([buffer, torch.randperm(n, generator=order)])
+        yield buffer[:need]
+        buffer = buffer[need:]
+        done += need // config.batch_size
+
+
+def _train_period(model, optimizer, loss_fn, x_train, y_train, perm, batch_size: int, binary: bool) -> dict:
+    """Optimiser steps over the rows ``perm`` in batches: their count, mean loss and accuracy, or the
+    error of a non-finite loss (``error`` is empty otherwise)."""
+    model.train()
+    loss_sum, correct, steps = 0.0, 0, 0
+    for i in range(0, len(perm), batch_size):
+        idx = perm[i : i + batch_size]
+        xb, yb = x_train[idx], y_train[idx]
+        logits = model(xb)  # (B, 1) or (B, K)
+        loss = loss_fn(logits, yb)
+        if not torch.isfinite(loss):
+            return {"steps": steps, "error": f"non-finite training loss ({loss.item()})"}
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        loss_sum += loss.item() * len(yb)
+        correct += int((_predict(logits.detach(), binary) == yb).sum())
+    return {"steps": steps, "error": "", "loss": loss_sum / len(perm), "accuracy": correct / len(perm)}
 
 
 @torch.no_grad()

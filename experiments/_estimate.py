@@ -32,7 +32,8 @@ def _flop_seconds(spec: StudySpec, todo: list[Cell]) -> float:
     """Training time of ``todo`` from each model's forward FLOPs at ~50 GFLOP/s per core.
 
     A training step costs about 3x the forward pass; a cell trains on ``max(n_train x fraction x
-    epochs, min_steps x batch_size)`` images. Evaluation and consistency add ~0.3 s per cell.
+    epochs, min_steps x batch_size)`` images, or at most ``steps x batch_size`` under a step budget
+    (early stopping can only shorten it). Evaluation and consistency add ~0.3 s per cell.
     """
     from downscalexr.models import forward_flops
 
@@ -50,7 +51,7 @@ def _flop_seconds(spec: StudySpec, todo: list[Cell]) -> float:
                 flops[key] = forward_flops(model, shape)
             except (ValueError, TypeError, RuntimeError):  # e.g. real data of unknown size
                 flops[key] = 80e6 * (size / 64) ** 2  # the default LeNet at 64 px
-        images = max(
+        images = t.steps * t.batch_size or max(
             int(data.get("n_train", 2000)) * cell.data_fraction * t.epochs, t.min_steps * t.batch_size
         )
         total += 3 * flops[key] * images / 50e9 + 0.3

@@ -29,9 +29,10 @@ from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
 from downscalexr.data.synthetic import apply_permutation, pixel_permutation
 from downscalexr.latency import cpu_model, measure_latency
-from downscalexr.metrics import binary_metrics, multiclass_metrics
+from downscalexr.metrics import multiclass_metrics
 from downscalexr.models import count_params, create_model, forward_flops, model_bytes
 from downscalexr.models.edge_init import apply_init, first_conv
+from downscalexr.operating_point import score_operating_points
 from downscalexr.train import evaluate, fit, predict_scores
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
@@ -182,6 +183,8 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "error": result.error,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
+        "steps_run": result.steps_run,
+        "best_step": result.best_step,
         "train_seconds": result.train_seconds,
     }
     tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]} | {"epochs": epochs}
@@ -200,7 +203,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     scores = predict_scores(model, data.x_test).double().numpy()
     labels = data.y_test.numpy()
     if binary:
-        row |= binary_metrics(labels, scores)
+        row |= _operating_points(spec, model, data, labels, scores)
         preds = pd.DataFrame(
             {"example_id": np.arange(len(labels)), "label": labels, "class_index": 1, "score": scores}
         )
@@ -223,6 +226,15 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
     return row, tables
+
+
+def _operating_points(spec: StudySpec, model, data: ImageSplits, labels, scores) -> dict:
+    """Test metrics at 0.5 and at the threshold chosen on the validation split (never on test)."""
+    val_scores = predict_scores(model, data.x_val, spec.train.eval_batch_size).double().numpy()
+    ev = spec.evaluation
+    return score_operating_points(
+        data.y_val.numpy(), val_scores, labels, scores, rule=ev.threshold_rule, report=ev.operating_point
+    )
 
 
 def kernel_rows(model: torch.nn.Module, rid: str) -> pd.DataFrame:
@@ -309,6 +321,8 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "optimizer": t.optimizer,
         "epochs_run": 0,
         "best_epoch": -1,
+        "steps_run": 0,
+        "best_step": -1,
         "n_train": 0,
         "image_size": 0,
         "params": 0,

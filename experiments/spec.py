@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from downscalexr.schema import INIT_CHOICES
+from downscalexr.operating_point import THRESHOLD_RULES
+from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
 from downscalexr.train import TrainConfig
 from experiments._from_yaml import SpecError, from_dict, plain, read_yaml
 
@@ -66,6 +67,39 @@ class ConsistencySpec:
     max_fraction: float = 0.125
     n_images: int = 500
     modes: tuple[str, ...] = ("circular", "pad")
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """How a binary model's test scores become decisions (multi-class tasks decide by argmax).
+
+    Both operating points are stored for every binary run (``runs`` columns ``<metric>_fixed`` and
+    ``<metric>_chosen``); this chooses which one the unsuffixed columns (``accuracy``, ``fpr``, ...)
+    and the report's threshold metrics use.
+
+    Parameters
+    ----------
+    operating_point : {"fixed", "chosen"}
+        ``fixed``: the threshold 0.5; ``chosen``: the threshold ``threshold_rule`` picks on the
+        validation split (never on the test split).
+    threshold_rule : {"youden", "prevalence"}
+        How the validation threshold is chosen (see :mod:`downscalexr.operating_point`).
+    """
+
+    operating_point: str = "fixed"
+    threshold_rule: str = "youden"
+
+    def __post_init__(self) -> None:
+        if self.operating_point not in OPERATING_POINTS:
+            raise SpecError(
+                f"evaluation.operating_point: unknown {self.operating_point!r}; choose from "
+                f"{', '.join(OPERATING_POINTS)}"
+            )
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise SpecError(
+                f"evaluation.threshold_rule: unknown {self.threshold_rule!r}; choose from "
+                f"{', '.join(THRESHOLD_RULES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -161,6 +195,8 @@ class StudySpec:
     transforms : tuple of str
         Deployment transforms (``none`` only, for now); a design factor of the cell.
     train : TrainConfig
+    evaluation : EvaluationSpec
+        The operating point of the threshold metrics (fixed 0.5 or chosen on validation).
     latency : LatencySpec
     consistency : ConsistencySpec
     reference : str
@@ -179,6 +215,7 @@ class StudySpec:
     test_seed: int = 0
     transforms: tuple[str, ...] = ("none",)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     latency: LatencySpec = field(default_factory=LatencySpec)
     consistency: ConsistencySpec = field(default_factory=ConsistencySpec)
     factors: FactorSpec = field(default_factory=FactorSpec)

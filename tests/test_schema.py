@@ -25,6 +25,17 @@ def test_conform_fills_late_columns_with_their_defaults():
     assert math.isnan(out["location_shift"].iloc[0])
     assert math.isnan(out["shift_consistency_pad"].iloc[0])
     assert str(out["permute"].dtype) == "boolean"
+    # before operating points every binary run was scored at 0.5; the chosen point is unknown
+    assert out["operating_point"].iloc[0] == "fixed"
+    assert out[list(schema.OPERATING_POINT_COLUMNS)].isna().all(axis=None)
+    assert out["threshold_rule"].isna().iloc[0] and out["steps_run"].iloc[0] == -1
+
+
+def test_conform_gives_old_epoch_files_the_step_column():
+    old = schema.empty("epochs").drop(columns=["step"])
+    old.loc[0] = ["a" * 16, 0, 0.5, 0.8, 0.5, 0.8, 0.9, 1.0]
+    out = schema.validate("epochs", old.astype({c: schema.EPOCHS[c] for c in old.columns}))
+    assert out["step"].iloc[0] == -1 and list(out.columns) == list(schema.EPOCHS)
 
 
 def test_conform_still_rejects_a_missing_column_without_a_default():

@@ -9,7 +9,7 @@ import torch
 
 from downscalexr.data.base import ImageSplits
 from downscalexr.models import create_model
-from downscalexr.train import FitResult, TrainConfig, fit, predict_scores
+from downscalexr.train import FitResult, TrainConfig, evaluate, fit, predict_scores
 
 
 def _blob_splits(n: int = 96, size: int = 16, seed: int = 0) -> ImageSplits:
@@ -133,3 +133,77 @@ def test_class_weight_shifts_predictions_toward_the_rare_class():
     mean_plain = predict_scores(plain.model, base.x_test).mean()
     mean_weighted = predict_scores(weighted.model, base.x_test).mean()
     assert mean_weighted > mean_plain
+
+
+# ---------------------------------------------------------------- the step-budget protocol
+
+
+def _count_training_batches(model: torch.nn.Module) -> list[int]:
+    calls: list[int] = []
+    model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])) if m.training else None)
+    return calls
+
+
+@pytest.mark.parametrize("n", [5, 20, 96])
+def test_step_budget_gives_every_subset_the_same_full_batches(n):
+    """The rule of the built-in studies: the same optimiser steps whatever the subset's size."""
+    model = _small_model()
+    calls = _count_training_batches(model)
+    config = TrainConfig(batch_size=16, steps=25, eval_every=10)
+    result = fit(model, _blob_splits(), config, seed=0, train_index=torch.arange(n))
+    assert calls == [16] * 25
+    assert result.steps_run == 25
+    assert [row["step"] for row in result.history] == [10, 20, 25]  # the last period holds the rest
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+
+
+def test_step_budget_visits_every_example_once_per_pass():
+    """Batches come from consecutive shuffled passes: 40 examples, 5 batches of 16 = 2 whole passes."""
+    data = _blob_splits()
+    seen: list[torch.Tensor] = []
+    model = _small_model()
+    model.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()) if m.training else None)
+    fit(model, data, TrainConfig(batch_size=16, steps=5, eval_every=5), seed=0, train_index=torch.arange(40))
+    rows = torch.cat(seen).flatten(1)  # (80, pixels), channels_last copies of the training images
+    first, second = rows[:40], rows[40:]
+    images = data.x_train[:40].flatten(1)
+    for half in (first, second):
+        matched = (half[:, None, :] == images[None, :, :]).all(-1)  # (40, 40)
+        assert matched.any(1).all() and (matched.sum(0) == 1).all()  # a permutation of the 40
+
+
+def test_step_budget_stops_after_patience_and_restores_the_best_validation():
+    data = _blob_splits()
+    config = TrainConfig(batch_size=16, lr=3e-3, steps=400, eval_every=4, patience=2, monitor="val_accuracy")
+    result = fit(_small_model(), data, config, seed=0, train_index=torch.arange(32))
+    accuracies = [row["val_accuracy"] for row in result.history]
+    assert result.steps_run < 400  # validation accuracy stops improving long before (at 1.0 at the latest)
+    best = accuracies.index(max(accuracies))  # the first validation that reached the maximum
+    assert result.best_epoch == best and result.best_step == result.history[best]["step"]
+    assert len(accuracies) == best + 1 + 3  # stopped at the third validation without improvement
+    restored = evaluate(result.model, data.x_val, data.y_val, data.num_classes)
+    assert restored["loss"] == pytest.approx(result.history[best]["val_loss"], rel=1e-6)
+    assert restored["loss"] != pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
+
+
+def test_step_budget_reruns_are_bit_identical():
+    config = TrainConfig(batch_size=16, steps=12, eval_every=5)
+    a, b = (fit(_small_model(), _blob_splits(), config, seed=4, train_index=torch.arange(30)) for _ in "ab")
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 10}, "eval_every must be in 1..10"),
+        ({"steps": 10, "eval_every": 11}, "eval_every must be in 1..10"),
+        ({"eval_every": 5}, "set steps too"),
+        ({"steps": 10, "eval_every": 5, "min_steps": 40}, "remove min_steps"),
+        ({"steps": -1}, "steps must be >= 0"),
+        ({"patience": -1}, "patience must be >= 0"),
+    ],
+)
+def test_step_budget_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
