@@ -57,6 +57,10 @@ class ExportError(RuntimeError):
     """The export cannot start: the message says what is wrong and how to fix it."""
 
 
+class StoreError(RuntimeError):
+    """The MLflow store failed part-way; a rerun finishes the export."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (``--help`` explains every flag)."""
     p = argparse.ArgumentParser(
@@ -94,44 +98,49 @@ def main(argv: list[str] | None = None) -> int:
     """Run the export; return the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     try:
-        _require_mlflow(args.tracking_uri)
-        tables = _tables(args.results)  # before the client: it creates a sqlite database at once
-        client = _client(args.tracking_uri)
-        study = _study_name(args.results, tables["runs"])
-        report = _report_path(args.report, study)
-        from mlflow.exceptions import MlflowException
-
-        try:
-            experiment = args.experiment or study
-            experiment_id = _experiment(client, experiment, args.artifact_location, args.tracking_uri)
-            counts, parent = export_study(client, experiment_id, args.results, tables, study, report)
-        except MlflowException as exc:
-            print(
-                f"error: the MLflow store failed: {exc}\nrerun to finish: exported cells are skipped",
-                file=sys.stderr,
-            )
-            return 1
+        message = _run(args)
+    except StoreError as exc:
+        return _fail(f"the MLflow store failed: {exc}\nrerun to finish: exported cells are skipped", 1)
     except ImportError as exc:  # e.g. a bare mlflow-skinny without SQLAlchemy for a sqlite store
-        print(
-            f"error: a package MLflow needs is missing ({exc}); install the extra: {INSTALL_HINT}",
-            file=sys.stderr,
-        )
-        return 2
+        return _fail(f"a package MLflow needs is missing ({exc}); install the extra: {INSTALL_HINT}", 2)
     except (ExportError, LoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     if not args.quiet:
-        attached = f"report attached from {report}" if report else "no report attached (pass --report DIR)"
-        print(
-            f"exported {counts['new']} cell(s), replaced {counts['replaced']}, skipped {counts['skipped']} "
-            f"already present; experiment {experiment!r} (id {experiment_id}), parent run {parent}, "
-            f"store {args.tracking_uri}; {attached}"
-        )
-        if counts["orphans"]:
-            print(
-                f"note: {counts['orphans']} MLflow run(s) under this parent have no cell in the tables (kept)"
-            )
+        print(message)
     return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Check the input, export, and return the summary to print."""
+    _require_mlflow(args.tracking_uri)
+    tables = _tables(args.results)  # before the client: it creates a sqlite database at once
+    client = _client(args.tracking_uri)
+    study = _study_name(args.results, tables["runs"])
+    report = _report_path(args.report, study)
+    experiment = args.experiment or study
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment_id = _experiment(client, experiment, args.artifact_location, args.tracking_uri)
+        counts, parent = export_study(client, experiment_id, args.results, tables, study, report)
+    except MlflowException as exc:
+        raise StoreError(exc) from exc
+    attached = f"report attached from {report}" if report else "no report attached (pass --report DIR)"
+    message = (
+        f"exported {counts['new']} cell(s), replaced {counts['replaced']}, skipped {counts['skipped']} "
+        f"already present; experiment {experiment!r} (id {experiment_id}), parent run {parent}, "
+        f"store {args.tracking_uri}; {attached}"
+    )
+    if counts["orphans"]:
+        message += (
+            f"\nnote: {counts['orphans']} MLflow run(s) under this parent have no cell in the tables (kept)"
+        )
+    return message
 
 
 def export_study(client, experiment_id: str, results: Path, tables: dict, study: str, report: Path | None):
@@ -211,33 +220,33 @@ def cell_metrics(row: dict, epochs: pd.DataFrame | None, latency: pd.DataFrame |
             ]
     if latency is not None and not latency.empty:
         for (b, fmt, thr), group in latency.groupby(["batch_size", "memory_format", "threads"], sort=True):
-            s = group["seconds"].astype(float)
-            stats = {
-                "median_ms": s.median() * 1e3,
-                "q25_ms": s.quantile(0.25) * 1e3,
-                "q75_ms": s.quantile(0.75) * 1e3,
-                "min_ms": s.min() * 1e3,
-                "images_per_s": b / s.median() if s.median() > 0 else math.nan,
-                "repeats": len(s),
-                "reference_median_ms": group["reference_seconds"].astype(float).median() * 1e3,
-            }
-            out += [
-                (f"latency/b{b}_{fmt}_t{thr}/{k}", float(v), 0) for k, v in stats.items() if _is_number(v)
-            ]
+            stats = _latency_stats(group["seconds"], group["reference_seconds"], b)
+            out += [(f"latency/b{b}_{fmt}_t{thr}/{k}", v, 0) for k, v in stats.items() if _is_number(v)]
     return out
+
+
+def _latency_stats(seconds: pd.Series, reference: pd.Series, batch: int) -> dict[str, float]:
+    """Median, quartiles and minimum of the passes (ms), images/s, repeats, reference median (ms)."""
+    s, ref = seconds.astype(float).dropna(), reference.astype(float).dropna()
+    median = s.median() if len(s) else math.nan
+    return {
+        "median_ms": median * 1e3,
+        "q25_ms": s.quantile(0.25) * 1e3,
+        "q75_ms": s.quantile(0.75) * 1e3,
+        "min_ms": s.min() * 1e3,
+        "images_per_s": batch / median if median > 0 else math.nan,
+        "repeats": float(len(s)),
+        "reference_median_ms": ref.median() * 1e3 if len(ref) else math.nan,
+    }
 
 
 def _require_mlflow(tracking_uri: str | None) -> None:
     if not tracking_uri:
-        raise ExportError(
-            "no tracking URI: pass --tracking-uri (e.g. sqlite:///mlflow.db) or set MLFLOW_TRACKING_URI"
-        )
+        raise ExportError("no tracking URI: pass --tracking-uri, e.g. sqlite:///mlflow.db")
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
-        raise ExportError(
-            f"MLflow is not installed ({exc}); install the optional extra: {INSTALL_HINT}"
-        ) from exc
+        raise ExportError(f"MLflow is not installed ({exc}); install the extra: {INSTALL_HINT}") from exc
 
 
 def _client(tracking_uri: str):
@@ -245,9 +254,7 @@ def _client(tracking_uri: str):
 
     db = _sqlite_path(tracking_uri)
     if db is not None and not db.parent.is_dir():
-        raise ExportError(
-            f"--tracking-uri {tracking_uri}: folder {db.parent} does not exist; create it first"
-        )
+        raise ExportError(f"--tracking-uri {tracking_uri}: folder {db.parent} does not exist")
     return MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -259,14 +266,10 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
 
 def _tables(results: Path) -> dict[str, pd.DataFrame]:
     if not results.is_dir():
-        raise ExportError(
-            f"results directory {results} does not exist; run `python -m experiments.grid` first"
-        )
+        raise ExportError(f"results directory {results} does not exist; run experiments.grid first")
     tables = {name: read_table(results, name) for name in ("runs", "epochs", "latency")}
     if tables["runs"].empty:
-        raise ExportError(
-            f"no runs in {results / 'runs'}: nothing to export (is {results} a study directory?)"
-        )
+        raise ExportError(f"no runs in {results / 'runs'}: is {results} a study directory?")
     return tables
 
 
@@ -280,9 +283,7 @@ def _report_path(report: Path | None, study: str) -> Path | None:
         default = Path("reports") / study
         return default if (default / "report.md").is_file() else None
     if not report.exists():
-        raise ExportError(
-            f"--report {report} does not exist; write it with `python -m analysis.report` or omit it"
-        )
+        raise ExportError(f"--report {report} does not exist; write it with analysis.report or omit it")
     return report
 
 
@@ -290,9 +291,7 @@ def _experiment(client, name: str, artifact_location: str | None, tracking_uri: 
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage != "active":
-            raise ExportError(
-                f"experiment {name!r} is deleted in this store; restore it or pass another --experiment"
-            )
+            raise ExportError(f"experiment {name!r} is deleted in this store; restore it or pick another")
         return found.experiment_id
     db = _sqlite_path(tracking_uri)
     if artifact_location is None and db is not None:
@@ -344,10 +343,8 @@ def _log_cell(client, experiment_id: str, parent: str, row: dict, epochs, latenc
     tags = design | {c: _text(row[c])[:MAX_TAG_CHARS] for c in TAG_COLUMNS}
     tags |= {c: _text(v)[:MAX_TAG_CHARS] for c, v in extra.items()}
     tags |= {ROLE: "cell", RUN_ID: _text(row["run_id"]), FINISHED: _text(row["finished_at"]), PARENT: parent}
-    rid = client.create_run(
-        experiment_id, start_time=_millis(row["started_at"]), tags=tags, run_name=_name(row)
-    )
-    rid = rid.info.run_id
+    started = _millis(row["started_at"])
+    rid = client.create_run(experiment_id, start_time=started, tags=tags, run_name=_name(row)).info.run_id
     params = [Param(c, v) for c, v in design.items()]
     metrics = [Metric(k, v, stamp or 0, step) for k, v, step in cell_metrics(row, epochs, latency)]
     for i in range(0, len(params), MAX_PARAMS):
@@ -362,10 +359,9 @@ def _attach(client, parent: str, results: Path, report: Path | None) -> None:
     for name in (*SPEC_FILES, *EXTRA_ARTIFACTS):
         if (results / name).is_file():
             client.log_artifact(parent, str(results / name))
-    if report is not None and report.is_dir():
-        client.log_artifacts(parent, str(report), artifact_path="report")
-    elif report is not None:
-        client.log_artifact(parent, str(report), artifact_path="report")
+    if report is not None:
+        log = client.log_artifacts if report.is_dir() else client.log_artifact
+        log(parent, str(report), artifact_path="report")
 
 
 def _name(row: dict) -> str:
@@ -391,11 +387,9 @@ def _is_number(value) -> bool:
 
 def _text(value) -> str:
     """A param or tag value; a missing value is ``"none"``."""
-    return (
-        "none"
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-        else str(value)
-    )
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    return str(value)
 
 
 def _millis(stamp) -> int | None:
