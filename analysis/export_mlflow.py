@@ -9,6 +9,7 @@ What is written (one experiment, default name: the study's)::
                                 artifacts: spec.yaml, environment.json, data.json, report/ (when found)
       child run per cell        params and tags: the cell's design columns (study .. init of ``runs``)
                                 tags: run_id, status, error, provenance (package, git commit, CPU, ...)
+                                and any other text or flag column
                                 metrics: every other numeric ``runs`` column (test metrics, model facts,
                                 generalization), ``epoch/<column>`` per ``epochs`` row with step = epoch,
                                 ``latency/b<batch>_<format>_t<threads>/<statistic>`` per latency group
@@ -339,9 +340,9 @@ def _log_cell(client, experiment_id: str, parent: str, row: dict, epochs, latenc
 
     stamp = _millis(row["finished_at"]) or _millis(row["started_at"])
     design = {c: _text(row[c]) for c in DESIGN_COLUMNS}
-    extra = {c: v for c, v in row.items() if c not in schema.RUNS and not _is_number(v)}
-    tags = design | {c: _text(row[c])[:MAX_TAG_CHARS] for c in TAG_COLUMNS}
-    tags |= {c: _text(v)[:MAX_TAG_CHARS] for c, v in extra.items()}
+    # every other text or flag column is a tag too (a column added later included): only numbers are metrics
+    text = {c for c, v in row.items() if isinstance(v, str | bool | np.bool_) and c not in design}
+    tags = design | {c: _text(row[c])[:MAX_TAG_CHARS] for c in (*TAG_COLUMNS, *sorted(text - {"run_id"}))}
     tags |= {ROLE: "cell", RUN_ID: _text(row["run_id"]), FINISHED: _text(row["finished_at"]), PARENT: parent}
     started = _millis(row["started_at"])
     rid = client.create_run(experiment_id, start_time=started, tags=tags, run_name=_name(row)).info.run_id

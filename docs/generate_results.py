@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "docs" / "results.md"
 if str(REPO) not in sys.path:
@@ -58,7 +60,12 @@ def late_columns_section() -> list[str]:
     ]
     for table, defaults in schema.LATE_DEFAULTS.items():
         for column, value in defaults.items():
-            shown = "NaN" if isinstance(value, float) and math.isnan(value) else f"`{value}`"
+            if isinstance(value, float) and math.isnan(value):
+                shown = "NaN"
+            elif value is None or value is pd.NA:
+                shown = "missing"
+            else:
+                shown = f"`{value}`"
             lines.append(f"| {table} | `{column}` | {shown} |")
     return lines
 
