@@ -72,22 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
         "stay the source of truth; rerunning adds only cells not yet exported and replaces recomputed "
         f"ones. Needs the optional extra: {INSTALL_HINT}.",
     )
-    p.add_argument("--results", type=Path, required=True, help="the study directory, e.g. results/default")
+    p.add_argument(
+        "--results", type=Path, required=True, metavar="DIR", help="the study directory, e.g. results/default"
+    )
     p.add_argument(
         "--tracking-uri",
+        metavar="URI",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="MLflow tracking URI, e.g. sqlite:///mlflow.db (a database file in the current directory) or "
         "http://HOST:5000 (default: $MLFLOW_TRACKING_URI)",
     )
-    p.add_argument("--experiment", help="MLflow experiment, created if missing (default: the study's name)")
+    p.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="MLflow experiment, created if missing (default: the study's name)",
+    )
     p.add_argument(
         "--report",
         type=Path,
+        metavar="PATH",
         help="report directory or file attached to the parent run (default: reports/<study>/ when it "
         "holds report.md)",
     )
     p.add_argument(
         "--artifact-location",
+        metavar="URI",
         help="where a new experiment keeps artifacts (default: mlartifacts/ beside a sqlite database, "
         "else the tracking server's choice); an existing experiment keeps its own",
     )
@@ -267,7 +276,7 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
 
 def _tables(results: Path) -> dict[str, pd.DataFrame]:
     if not results.is_dir():
-        raise ExportError(f"results directory {results} does not exist; run experiments.grid first")
+        raise ExportError(f"results directory {results} does not exist; run python -m experiments.grid")
     tables = {name: read_table(results, name) for name in ("runs", "epochs", "latency")}
     if tables["runs"].empty:
         raise ExportError(f"no runs in {results / 'runs'}: is {results} a study directory?")
