@@ -273,8 +273,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "subset lies inside a larger one's).",
         "n_train": "Training images actually used (0 when the cell failed before choosing them).",
         "image_size": "Side of the (square) input images in pixels.",
-        "epochs_run": "Epochs trained (fewer than configured when early stopping or divergence ended "
-        "training).",
+        "epochs_run": "Validation periods trained: epochs, or `eval_every`-step periods of a step budget "
+        "(fewer than configured when early stopping or divergence ended training).",
         "batch_size": "Training batch size.",
         "lr": "Learning rate.",
         "optimizer": "Optimiser (`adam` or `sgd`).",
@@ -314,12 +314,21 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "brier": "Brier score of the test probabilities.",
         "log_loss": "Mean negative log-likelihood on the test set (probabilities clipped to "
         "[1e-7, 1 - 1e-7]).",
-        "threshold": "Decision threshold of the threshold metrics above (0.5); NaN for multi-class (argmax).",
+        "threshold": "Decision threshold of the unsuffixed threshold metrics above: 0.5 or "
+        "`threshold_chosen`, as `operating_point` says; NaN for multi-class (argmax).",
+        "operating_point": "Which operating point the unsuffixed threshold metrics use: `fixed` (0.5) or "
+        "`chosen` (`threshold_chosen`).",
+        "threshold_rule": "How `threshold_chosen` was chosen on the validation split: `youden` (maximum "
+        "sensitivity + specificity - 1) or `prevalence` (as many positive calls as validation positives).",
+        "threshold_chosen": "Threshold chosen on the validation split by `threshold_rule` (never on test); "
+        "NaN for multi-class.",
         "train_accuracy": "Accuracy of the final (restored best) model on the cell's training subset.",
         "val_accuracy": "Validation accuracy at `best_epoch`.",
         "val_auroc": "Validation AUROC at `best_epoch`.",
-        "best_epoch": "Epoch (from 0) whose weights were kept, chosen on validation by the study's "
-        "monitor; -1 when none was.",
+        "best_epoch": "Validation period (from 0) whose weights were kept, chosen on validation by the "
+        "study's monitor; -1 when none was.",
+        "steps_run": "Optimiser steps taken.",
+        "best_step": "Optimiser steps taken when the kept (best) validation ran; -1 when none was.",
         "shift_consistency_circular": "P(same predicted class) for a test image under two random "
         "circular shifts (Zhang 2019); NaN when not measured.",
         "shift_consistency_pad": "As `shift_consistency_circular`, with zero-padded shifts.",
@@ -334,13 +343,14 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "epochs": {
         "run_id": "The cell (see `runs.run_id`).",
-        "epoch": "Epoch, from 0.",
-        "train_loss": "Mean training loss over the epoch's examples.",
-        "train_accuracy": "Training accuracy over the epoch (while the weights changed).",
-        "val_loss": "Validation loss after the epoch.",
-        "val_accuracy": "Validation accuracy after the epoch.",
-        "val_auroc": "Validation AUROC after the epoch (macro one-vs-rest for multi-class).",
-        "seconds": "Wall-clock seconds of the epoch, validation included.",
+        "epoch": "Validation period, from 0: an epoch, or `eval_every` optimiser steps under a step budget.",
+        "step": "Optimiser steps taken when this validation ran.",
+        "train_loss": "Mean training loss over the period's examples.",
+        "train_accuracy": "Training accuracy over the period (while the weights changed).",
+        "val_loss": "Validation loss after the period.",
+        "val_accuracy": "Validation accuracy after the period.",
+        "val_auroc": "Validation AUROC after the period (macro one-vs-rest for multi-class).",
+        "seconds": "Wall-clock seconds of the period, validation included.",
     },
     "predictions": {
         "run_id": "The cell (see `runs.run_id`).",
@@ -369,4 +379,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "col": "Column of the weight in the kernel.",
         "value": "The trained weight.",
     },
+}
+# the threshold metrics at both operating points (see OPERATING_POINT_COLUMNS)
+COLUMN_DESCRIPTIONS["runs"] |= {
+    f"{metric}_{point}": f"`{metric}` at the "
+    + ("fixed threshold 0.5." if point == "fixed" else "validation-chosen threshold `threshold_chosen`.")
+    for point in OPERATING_POINTS
+    for metric in THRESHOLD_METRICS
 }
