@@ -43,6 +43,10 @@ overrides:
   Before the first cell the grid loads the data once, builds every model x variant and runs one
   batch through it: a bad path, option or shape stops it with exit 2 and nothing stored.
 
+results of earlier versions:
+  Files stored before a column existed read fine in the report; for other Parquet readers (pandas,
+  duckdb, polars) to see each table whole, rewrite them once: python -m experiments.upgrade <out>.
+
 exit codes:
   0 every cell ok; 1 some cells failed or diverged (the rest stored); 2 bad usage (argument, study
   file, --out of another specification); 3 environment (disk full, no permission, a worker process

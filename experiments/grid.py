@@ -3,6 +3,10 @@ results as Parquet.
 
     python -m experiments.grid --seeds 10            # the default study, all cores
     python -m experiments.grid --study smoke --n-jobs 1 --dry-run
+    python -m experiments.grid --study smoke --set train.lr=1e-3 --variants blurpool,aps
+
+Overrides (``--set key.path=value``) are deep-merged into the study and checked like the file; every
+name, the data and every model are checked before the first cell (:mod:`experiments._preflight`).
 
 Resumable: stored cells are skipped, ``failed`` ones retried; ``--force`` recomputes every cell. One
 runner at a time per study directory (a lock). Exit codes: see :mod:`experiments.errors`.
