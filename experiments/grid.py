@@ -149,8 +149,8 @@ def _run_locked(
     with study_lock(paths, holder):
         cleaned = remove_leftover_temporaries(paths)
         write_common_metadata(paths)
+        stored = stored_runs(paths)  # also moves damaged files of stored cells to quarantine/
         _note_outdated(paths, args.quiet)
-        stored = stored_runs(paths)
         superseded = check_same_design(paths, spec, stored)
         for rid in superseded:
             set_aside(paths, rid, "failed cell of an earlier version of the study file, superseded")

@@ -49,17 +49,20 @@ def cell_files(paths: StudyPaths, table: str) -> list[Path]:
 
 
 def outdated_files(paths: StudyPaths) -> dict[str, list[Path]]:
-    """Per table, the cell files whose schema is not the table's one schema (unreadable ones included)."""
+    """Per table, the readable cell files whose schema is not the table's one schema.
+
+    Files whose footer cannot be read are not listed: they are damaged, not outdated (the grid moves
+    them to ``quarantine/``).
+    """
     out: dict[str, list[Path]] = {}
     for table in TABLES:
         stale = []
         for path in cell_files(paths, table):
             try:
-                current = is_current(path, table)
+                if not is_current(path, table):
+                    stale.append(path)
             except (OSError, pa.ArrowException):
-                current = False
-            if not current:
-                stale.append(path)
+                continue
         if stale:
             out[table] = stale
     return out

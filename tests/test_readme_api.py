@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, process_state_kept
 
 import downscalexr
 from downscalexr.layers import list_downsample
 
 MARKER = "<!-- python-api-example -->"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def readme_example() -> str:
@@ -28,10 +28,10 @@ def readme_example() -> str:
 
 
 @pytest.mark.slow
-def test_the_readme_example_runs_and_does_what_it_says(tmp_path, monkeypatch, capsys):
+def test_the_readme_example_runs_and_does_what_it_says(tmp_path, monkeypatch, capsys, kept_process_state):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    with process_state_kept():
+    with kept_process_state():
         exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102
     printed = capsys.readouterr().out
     assert "avgpool" in printed and "lenet" in printed and "detection" in printed and "smoke" in printed
