@@ -1,8 +1,8 @@
 """YAML text to frozen dataclasses: keys and types checked, every mistake named with the valid choices.
 
 Machinery for :mod:`experiments.spec` (which re-exports :class:`SpecError`, :func:`from_dict` and
-:func:`read_yaml`, which lives in :mod:`downscalexr.overrides` so the report reads values
-the same way).
+:func:`read_yaml`, which lives in :mod:`downscalexr.overrides` with the ``key.path=value`` override
+helpers re-exported here, so the report reads values the same way).
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ import dataclasses
 import types
 import typing
 
-from downscalexr.overrides import read_yaml
+from downscalexr.overrides import OverrideError, apply_overrides, parse_override, read_yaml
 
-__all__ = ["SpecError", "from_dict", "plain", "read_yaml"]
+__all__ = [
+    "OverrideError",
+    "SpecError",
+    "apply_overrides",
+    "from_dict",
+    "parse_override",
+    "plain",
+    "read_yaml",
+]
 
 
 class SpecError(ValueError):

@@ -22,10 +22,17 @@ from pathlib import Path
 
 import yaml
 
-from downscalexr.overrides import OverrideError, apply_overrides, parse_override
 from downscalexr.schema import INIT_CHOICES
 from downscalexr.train import TrainConfig
-from experiments._from_yaml import SpecError, from_dict, plain, read_yaml
+from experiments._from_yaml import (
+    OverrideError,
+    SpecError,
+    apply_overrides,
+    from_dict,
+    parse_override,
+    plain,
+    read_yaml,
+)
 
 STUDIES_DIR = Path(__file__).parent / "studies"
 # A study's name is a directory name under the results root: no separators, no "..", no hidden names.
