@@ -21,7 +21,7 @@ import argparse
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     holder = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ["python", "-m", "experiments.upgrade", *(argv if argv is not None else sys.argv[1:])],
     }
     try:
