@@ -14,6 +14,8 @@ module                    computes
 ``power``                 minimum detectable difference and seeds needed
 ``calibration``           reliability curves and expected calibration error
 ``kernels``               permutation-invariant summaries of first-layer kernels
+``errors``                multi-class confusions, per-class recall, most-confused pairs, example difficulty
+``dilution``              the operator effect in a residual model against the LeNet (paired by seed)
 ========================  ================================================================================
 
 Every function takes the study's tables (DataFrames from :mod:`analysis.load`), uses only the runs with
@@ -24,6 +26,15 @@ from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
 from analysis.stats.curves import examples_to_target, fit_power_law, learning_curve, power_law_fits
+from analysis.stats.dilution import dilution_contrasts
+from analysis.stats.errors import (
+    confused_pair_contrasts,
+    confused_pairs,
+    confusion_matrices,
+    example_difficulty,
+    per_class_recall,
+    run_confusions,
+)
 from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass, prediction_matrix
 from analysis.stats.hypothesis_tests import holm, mcnemar, paired_t_test, tost_paired
 from analysis.stats.intervals import (
@@ -46,7 +57,12 @@ __all__ = [
     "MixedResult",
     "bca_means",
     "bias_summary",
+    "confused_pair_contrasts",
+    "confused_pairs",
+    "confusion_matrices",
     "contrast_test",
+    "dilution_contrasts",
+    "example_difficulty",
     "examples_to_target",
     "expected_calibration_error",
     "fit_mixed",
@@ -62,6 +78,7 @@ __all__ = [
     "paired_contrasts",
     "paired_differences",
     "paired_t_test",
+    "per_class_recall",
     "per_seed_contrast",
     "percentile_interval",
     "power_analysis",
@@ -69,6 +86,7 @@ __all__ = [
     "prediction_matrix",
     "reliability_curve",
     "resample_indices",
+    "run_confusions",
     "seed_intervals",
     "seed_summary",
     "t_band",
