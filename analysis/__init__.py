@@ -16,7 +16,12 @@ The public statistics are re-exported here; see ``docs/architecture.md`` for whe
 
 from analysis.design import base_runs, design_frame, has_inductive_design, ok_runs
 from analysis.load import LoadError, load_study, read_provenance, read_table
-from analysis.simulation import simulate_inductive_study, simulate_multiclass_study, simulate_study
+from analysis.simulation import (
+    simulate_inductive_study,
+    simulate_multiclass_study,
+    simulate_saliency,
+    simulate_study,
+)
 from analysis.stats import (
     MIN_BCA_SEEDS,
     MixedResult,
@@ -47,6 +52,8 @@ from analysis.stats import (
     power_analysis,
     power_law_fits,
     reliability_curve,
+    saliency_contrasts,
+    saliency_summary,
     seed_intervals,
     seed_summary,
     t_band,
@@ -104,10 +111,13 @@ __all__ = [
     "read_provenance",
     "read_table",
     "reliability_curve",
+    "saliency_contrasts",
+    "saliency_summary",
     "seed_intervals",
     "seed_summary",
     "simulate_inductive_study",
     "simulate_multiclass_study",
+    "simulate_saliency",
     "simulate_study",
     "t_band",
     "t_interval",

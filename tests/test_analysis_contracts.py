@@ -20,7 +20,12 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.simulation import simulate_inductive_study, simulate_multiclass_study, simulate_study
+from analysis.simulation import (
+    simulate_inductive_study,
+    simulate_multiclass_study,
+    simulate_saliency,
+    simulate_study,
+)
 
 N_BOOT = 300  # bootstrap resamples: enough for stable checks, few enough for a fast suite
 
@@ -48,6 +53,11 @@ def _claims(tables: dict, seed: int) -> pd.DataFrame:
 
 def _hypotheses(tables: dict, seed: int) -> pd.DataFrame:
     return analysis.evaluate_hypotheses(tables["runs"], n_boot=N_BOOT, seed=seed)[0]
+
+
+def _saliency(name: str) -> Callable[[dict, int], pd.DataFrame]:
+    """A saliency statistic of :mod:`analysis.stats.saliency` on the multi-class study."""
+    return lambda t, s: getattr(analysis, name)(t["saliency"], t["runs"], n_boot=N_BOOT, seed=s)
 
 
 def _errors(name: str) -> Callable[[dict, int], pd.DataFrame]:
@@ -151,6 +161,10 @@ SEEDED = (
         "multiclass",
         True,
     ),
+    Seeded("saliency_summary", _saliency("saliency_summary"), (("mean", "low", "high"),), "multiclass", True),
+    Seeded(
+        "saliency_contrasts", _saliency("saliency_contrasts"), (("diff", "low", "high"),), "multiclass", True
+    ),
 )
 IDS = [s.name for s in SEEDED]
 
@@ -186,6 +200,8 @@ def studies() -> dict[str, dict]:
         effects={"lenet:maxpool": -0.05, "resnet8:maxpool": -0.01},
         seed=33,
     )
+    saliency = simulate_saliency(multiclass["runs"], localisation={"lenet:maxpool": 0.6}, n_images=6, seed=34)
+    multiclass |= {k: saliency[k] for k in ("saliency", "saliency_maps")}
     return {"standard": standard, "inductive": inductive, "multiclass": multiclass}
 
 
@@ -209,7 +225,10 @@ def _with_failed_runs(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     numeric = [c for c in bad.columns if pd.api.types.is_float_dtype(bad[c]) and c != "data_fraction"]
     bad[numeric] = 0.01
     out = {**tables, "runs": pd.concat([runs, bad], ignore_index=True)}
-    for name, garbage in (("predictions", {"score": 0.99}), ("latency", {"seconds": 5.0})):
+    garbage_rows = [("predictions", {"score": 0.99}), ("latency", {"seconds": 5.0})]
+    if "saliency" in tables:
+        garbage_rows.append(("saliency", {"localisation": 0.99, "deletion_area": 0.99}))
+    for name, garbage in garbage_rows:
         rows = tables[name][tables[name]["run_id"].isin(ids)]
         rows = rows.assign(run_id=rows["run_id"].map(ids), **garbage)
         out[name] = pd.concat([tables[name], rows], ignore_index=True)

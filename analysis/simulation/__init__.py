@@ -6,12 +6,15 @@
   shift, edge init, shift consistency, kernels).
 * :mod:`analysis.simulation.multiclass`: :func:`simulate_multiclass_study` (models x variants, K classes,
   planted recall, confusions, operator effects per model, training curves).
+* :mod:`analysis.simulation.saliency`: :func:`simulate_saliency` (saliency tables with planted
+  localisation and deletion areas for a simulated study's runs).
 * :mod:`analysis.simulation.coverage`: coverage of the intervals and the Holm family-wise error
   (``python -m analysis.validate``).
 """
 
 from analysis.simulation.inductive import InductivePlan, simulate_inductive_study
 from analysis.simulation.multiclass import MulticlassPlan, simulate_multiclass_study
+from analysis.simulation.saliency import simulate_saliency
 from analysis.simulation.study import StudyPlan, simulate_study
 
 __all__ = [
@@ -20,5 +23,6 @@ __all__ = [
     "StudyPlan",
     "simulate_inductive_study",
     "simulate_multiclass_study",
+    "simulate_saliency",
     "simulate_study",
 ]

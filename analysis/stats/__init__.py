@@ -15,6 +15,7 @@ module                    computes
 ``calibration``           reliability curves and expected calibration error
 ``kernels``               permutation-invariant summaries of first-layer kernels
 ``errors``                multi-class confusions, per-class recall, most-confused pairs, example difficulty
+``saliency``              Grad-CAM localisation and deletion areas per variant, contrasts, mean maps
 ``dilution``              the operator effect in a residual model against the LeNet (paired by seed)
 ========================  ================================================================================
 
@@ -51,6 +52,7 @@ from analysis.stats.kernels import kernel_summaries
 from analysis.stats.latency import latency_ratios
 from analysis.stats.mixed import MixedResult, fit_mixed
 from analysis.stats.power import power_analysis
+from analysis.stats.saliency import mean_maps, saliency_contrasts, saliency_outcomes, saliency_summary
 
 __all__ = [
     "MIN_BCA_SEEDS",
@@ -73,6 +75,7 @@ __all__ = [
     "kernel_summaries",
     "latency_ratios",
     "learning_curve",
+    "mean_maps",
     "mcnemar",
     "mcnemar_tests",
     "paired_contrasts",
@@ -87,6 +90,9 @@ __all__ = [
     "reliability_curve",
     "resample_indices",
     "run_confusions",
+    "saliency_contrasts",
+    "saliency_outcomes",
+    "saliency_summary",
     "seed_intervals",
     "seed_summary",
     "t_band",
