@@ -15,9 +15,11 @@ Generative model (every planted quantity has an exact expected value while no ra
 * Probabilities: the predicted class gets ``c`` in [0.5, 0.95], the others share ``1 - c`` at random,
   so the argmax is the predicted class. The ``runs`` metrics are computed from these probabilities by
   :func:`downscalexr.metrics.multiclass_metrics` (``f1`` is the macro F1), so the tables agree.
-* ``epochs``: validations every ``eval_every`` optimiser steps; losses ``floor + 1.5 exp(-step / tau)``
-  with arm-specific ``floor`` (``loss_floor``), identical in every run of an arm (the mean curve is
-  exact), accuracies the run's final accuracy times ``1 - 0.5 exp(-step / tau)``.
+* ``epochs``: validations every ``eval_every`` optimiser steps; training loss
+  ``floor + 1.5 exp(-step / tau) + o_run`` with arm-specific ``floor`` (``loss_floor``) and a run offset
+  ``o_run ~ N(0, 0.02**2)``; validation loss 0.2 above it plus ``overfit[arm] * (step / last step)**2``
+  (it rises again late in training); accuracies the run's final accuracy times
+  ``1 - 0.5 exp(-step / tau)``. :meth:`MulticlassPlan.expected_losses` gives the expected curves.
 
 With a balanced test set the expected accuracy of a run is the mean of its class recalls, so the
 expected accuracy difference between two arms at one fraction is the difference of their ``effects``
@@ -70,6 +72,8 @@ class MulticlassPlan:
         Optimiser steps between validations and validations per run (``epochs`` rows).
     loss_floor : dict ``"model:variant"`` -> float
         Final training loss of an arm (validation loss is 0.2 above it); missing arms get 0.3.
+    overfit : dict ``"model:variant"`` -> float
+        How much an arm's validation loss rises by the last step (quadratically); missing arms get 0.
     n_failed : int
         Runs (at random) marked ``failed``: no metrics, predictions or epochs.
     study : str
@@ -94,6 +98,7 @@ class MulticlassPlan:
     eval_every: int = 50
     n_evals: int = 8
     loss_floor: Mapping[str, float] | None = None
+    overfit: Mapping[str, float] | None = None
     n_failed: int = 0
     study: str = "simulated-multiclass"
     seed: int = 0
@@ -121,7 +126,7 @@ class MulticlassPlan:
             raise ValueError(f"example_rho must lie in [0, 1), got {self.example_rho}")
         if len(self.class_recall()) != self.n_classes:
             raise ValueError(f"recall needs {self.n_classes} values, got {len(self.class_recall())}")
-        for name in ("effects", "error_weights", "loss_floor"):
+        for name in ("effects", "error_weights", "loss_floor", "overfit"):
             unknown = sorted(set(getattr(self, name) or {}) - set(self.arms))
             if unknown:
                 raise ValueError(f"{name} names unknown arms {unknown}; choose from {list(self.arms)}")
@@ -158,6 +163,13 @@ class MulticlassPlan:
         """``P(predict j | true i)`` of an arm at a fraction (exact while no recall is clipped)."""
         r = self.recall_at(arm, fraction)
         return np.diag(r) + (1 - r)[:, None] * self.weights(arm)
+
+    def expected_losses(self, arm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(steps, train loss, validation loss)``: the expected curves of an arm."""
+        steps = self.eval_every * np.arange(1, self.n_evals + 1)
+        train = (self.loss_floor or {}).get(arm, 0.3) + 1.5 * np.exp(-steps / TAU)
+        rise = (self.overfit or {}).get(arm, 0.0) * (steps / steps[-1]) ** 2
+        return steps, train, train + 0.2 + rise
 
     def recall_at(self, arm: str, fraction: float) -> np.ndarray:
         """Expected recall of every class of an arm at a fraction."""
@@ -262,22 +274,27 @@ def _runs(plan: MulticlassPlan, design: pd.DataFrame, metrics: list, failed: np.
     )
 
 
-def _epochs(plan: MulticlassPlan, runs: pd.DataFrame, design: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
+def _epochs(
+    plan: MulticlassPlan, runs: pd.DataFrame, design: pd.DataFrame, ok: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
     """The ``epochs`` table of the ok runs: planted loss curves per arm, accuracies rising to the run's."""
-    steps = plan.eval_every * np.arange(1, plan.n_evals + 1)
-    decay = np.exp(-steps / TAU)  # (E,)
-    floors = np.array([(plan.loss_floor or {}).get(a, 0.3) for a in plan.arms])[design["ai"].to_numpy()[ok]]
+    arms = np.array(plan.arms)[design["ai"].to_numpy()[ok]]
+    curves = {a: plan.expected_losses(a) for a in plan.arms}
+    steps = curves[plan.arms[0]][0]
+    offset = rng.normal(0, 0.02, (arms.size, 1))
+    train = np.stack([curves[a][1] for a in arms]) + offset
+    val = np.stack([curves[a][2] for a in arms]) + offset
     sub = runs[ok]
     n_runs, n_evals = len(sub), steps.size
-    rise = 1 - 0.5 * decay
+    rise = 1 - 0.5 * np.exp(-steps / TAU)
     return pd.DataFrame(
         {
             "run_id": np.repeat(sub["run_id"].to_numpy(), n_evals),
             "epoch": np.tile(np.arange(n_evals), n_runs),
             "step": np.tile(steps, n_runs),
-            "train_loss": (floors[:, None] + 1.5 * decay[None, :]).ravel(),
+            "train_loss": train.ravel(),
             "train_accuracy": np.outer(sub["train_accuracy"].to_numpy(), rise).ravel(),
-            "val_loss": (floors[:, None] + 0.2 + 1.5 * decay[None, :]).ravel(),
+            "val_loss": val.ravel(),
             "val_accuracy": np.outer(sub["val_accuracy"].to_numpy(), rise).ravel(),
             "val_auroc": np.repeat(sub["val_auroc"].to_numpy(), n_evals),
             "seconds": 0.5,
@@ -346,7 +363,7 @@ def simulate_multiclass_study(**plan) -> dict:
     ok = ~failed
     tables = {
         "runs": runs,
-        "epochs": _epochs(spec, runs, design, ok),
+        "epochs": _epochs(spec, runs, design, ok, rng),
         "predictions": _predictions(runs["run_id"].to_numpy()[ok], labels, probs[ok]),
         "latency": schema.empty("latency"),
         "kernels": schema.empty("kernels"),

@@ -16,6 +16,7 @@ module                    computes
 ``kernels``               permutation-invariant summaries of first-layer kernels
 ``errors``                multi-class confusions, per-class recall, most-confused pairs, example difficulty
 ``saliency``              Grad-CAM localisation and deletion areas per variant, contrasts, mean maps
+``training``              training and validation curves over optimiser steps, per-run curve summaries
 ``dilution``              the operator effect in a residual model against the LeNet (paired by seed)
 ========================  ================================================================================
 
@@ -53,6 +54,7 @@ from analysis.stats.latency import latency_ratios
 from analysis.stats.mixed import MixedResult, fit_mixed
 from analysis.stats.power import power_analysis
 from analysis.stats.saliency import mean_maps, saliency_contrasts, saliency_outcomes, saliency_summary
+from analysis.stats.training import run_curve_summaries, training_curves
 
 __all__ = [
     "MIN_BCA_SEEDS",
@@ -90,6 +92,7 @@ __all__ = [
     "reliability_curve",
     "resample_indices",
     "run_confusions",
+    "run_curve_summaries",
     "saliency_contrasts",
     "saliency_outcomes",
     "saliency_summary",
@@ -98,4 +101,5 @@ __all__ = [
     "t_band",
     "t_interval",
     "tost_paired",
+    "training_curves",
 ]
