@@ -196,3 +196,11 @@ def test_planted_pair_confusion_is_found_and_its_contrast_shown(planted):
     assert strided["p_holm"] < 0.01
     maxpool = pc[pc["variant"] == "maxpool"].iloc[0]
     assert maxpool["p_holm"] > 0.05  # nothing planted for maxpool
+
+
+def test_given_pairs_are_reported_in_their_order_and_bad_ones_refused():
+    out = confused_pairs(_predictions(DECISIONS), _runs(), pairs=[(2, 0), (1, 2)], n_boot=200)
+    assert out[["class_a", "class_b"]].values.tolist() == [[0, 2], [1, 2]]
+    assert out["mean"].tolist() == pytest.approx([0.125, 0.375])
+    with pytest.raises(ValueError, match="distinct classes"):
+        confused_pairs(_predictions(DECISIONS), _runs(), pairs=[(1, 1)], n_boot=200)

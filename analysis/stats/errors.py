@@ -155,6 +155,20 @@ def _per_seed(
     return seeds, per_seed.T
 
 
+def _chosen(counts: np.ndarray, top: int, pairs: Sequence[tuple[int, int]] | None) -> np.ndarray:
+    """Positions of the given ``pairs`` (each ``(a, b)`` with ``a < b``), or of the ``top`` most confused."""
+    if pairs is None:
+        return most_confused(counts, top)
+    k = counts.shape[1]
+    table = pair_rates(counts[:1])[0]
+    position = {(a, b): i for i, (a, b) in enumerate(table.itertuples(index=False))}
+    wanted = [tuple(sorted((int(a), int(b)))) for a, b in pairs]
+    bad = [p for p in wanted if p not in position]
+    if bad or not wanted:
+        raise ValueError(f"pairs must be distinct classes in 0..{k - 1}, e.g. [(0, 1)]; got {list(pairs)}")
+    return np.array([position[p] for p in wanted])
+
+
 def _grouped_intervals(
     meta: pd.DataFrame,
     values: np.ndarray,
@@ -229,7 +243,10 @@ def pair_rates(counts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def most_confused(counts: np.ndarray, top: int) -> np.ndarray:
-    """Positions (into :func:`pair_rates`' pairs) of the ``top`` pairs with the highest pooled rate."""
+    """Positions (into :func:`pair_rates`' pairs) of the ``top`` pairs with the highest pooled rate.
+
+    The pooled rate is over every run of ``counts``; ties go to the lower class indices.
+    """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     pairs, _ = pair_rates(counts)
@@ -243,6 +260,7 @@ def confused_pairs(
     runs: pd.DataFrame,
     *,
     top: int = 5,
+    pairs: Sequence[tuple[int, int]] | None = None,
     by: Sequence[str] = BY,
     n_boot: int = 10000,
     alpha: float = 0.05,
@@ -251,7 +269,8 @@ def confused_pairs(
     """The ``top`` most-confused class pairs and their confusion rate per group, with intervals.
 
     The pairs are chosen once, by their rate pooled over every run passed (all groups), so every group
-    reports the same pairs and their contrasts are like for like. The choice uses the same test set as
+    reports the same pairs and their contrasts are like for like; ``pairs`` (``[(a, b), ...]``) fixes
+    them instead. The choice uses the same test set as
     the estimates, which biases the chosen pairs' rates upwards slightly; contrasts between groups are
     not favoured by it (the choice does not look at the groups).
 
@@ -263,12 +282,12 @@ def confused_pairs(
         (``b``) examples given the other class, the two directions of the confusion.
     """
     meta, counts = run_confusions(predictions, runs)
-    pairs, rates = pair_rates(counts)
-    chosen = most_confused(counts, top)
+    table, rates = pair_rates(counts)
+    chosen = _chosen(counts, top, pairs)
     out = _grouped_intervals(
         meta,
         rates[:, chosen],
-        pairs.iloc[chosen],
+        table.iloc[chosen],
         by,
         name="confused_pairs",
         n_boot=n_boot,
@@ -279,7 +298,7 @@ def confused_pairs(
     for _, group in meta.groupby(list(by), sort=True, dropna=False):
         pooled = counts[group.index.to_numpy()].sum(axis=0)
         share = pooled / np.maximum(pooled.sum(axis=1, keepdims=True), 1)
-        a, b = pairs["class_a"].to_numpy()[chosen], pairs["class_b"].to_numpy()[chosen]
+        a, b = table["class_a"].to_numpy()[chosen], table["class_b"].to_numpy()[chosen]
         directions.append(np.column_stack([share[a, b], share[b, a]]))
     directions = np.concatenate(directions)
     out.insert(len(by) + 2, "rate_ab", directions[:, 0])
@@ -292,6 +311,7 @@ def confused_pair_contrasts(
     runs: pd.DataFrame,
     *,
     top: int = 5,
+    pairs: Sequence[tuple[int, int]] | None = None,
     reference: str = "avgpool",
     n_boot: int = 10000,
     alpha: float = 0.05,
@@ -300,7 +320,8 @@ def confused_pair_contrasts(
     """Confusion rate of the ``top`` most-confused pairs: variant - reference within each model.
 
     Paired by seed per data fraction and pooled over fractions (:func:`analysis.stats.contrasts.
-    paired_contrasts`); ``p_holm`` is Holm-adjusted across every row returned (all models, pairs,
+    paired_contrasts`); the pairs are chosen as in :func:`confused_pairs` (or given as ``pairs``);
+    ``p_holm`` is Holm-adjusted across every row returned (all models, pairs,
     variants and fractions). A model without the reference variant is left out.
 
     Returns
@@ -309,9 +330,9 @@ def confused_pair_contrasts(
         ``model, class_a, class_b`` then the columns of :func:`paired_contrasts` (``metric`` dropped).
     """
     meta, counts = run_confusions(predictions, runs)
-    pairs, rates = pair_rates(counts)
-    chosen = most_confused(counts, top)
-    names = [f"pair_{a}_{b}" for a, b in pairs.iloc[chosen].itertuples(index=False)]
+    table, rates = pair_rates(counts)
+    chosen = _chosen(counts, top, pairs)
+    names = [f"pair_{a}_{b}" for a, b in table.iloc[chosen].itertuples(index=False)]
     frame = pd.concat([meta, pd.DataFrame(rates[:, chosen], columns=names)], axis=1)
     parts = []
     models = sorted(frame["model"].astype(str).unique()) if "model" in frame else [None]
