@@ -115,7 +115,10 @@ def saliency_contrasts(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Each outcome, variant - reference within each model, per fraction and pooled, paired by seed.
+    """Localisation and deletion area, variant - reference within each model, per fraction and pooled.
+
+    Paired by seed. The gain over chance is left out: the explained images (so their masks) are the same
+    in every run, so its contrasts equal those of the localisation.
 
     Returns
     -------
@@ -126,7 +129,7 @@ def saliency_contrasts(
         are left out.
     """
     per_run = saliency_outcomes(saliency, runs)
-    outcomes = [o for o in OUTCOMES if per_run[o].notna().any()]
+    outcomes = [o for o in ("localisation", "deletion_area") if per_run[o].notna().any()]
     models = sorted(per_run["model"].astype(str).unique()) if "model" in per_run else [None]
     parts = []
     for model in models:
