@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
@@ -22,9 +23,11 @@ def training_curves_plot(
     ax=None,
     palette: Mapping[str, tuple] | None = None,
 ):
-    """Mean training (dashed) and validation (solid) curves with their bands, per group.
+    """Mean training (dashed) and validation (solid, with its band) curves, per group.
 
-    Panels: loss on the top row, accuracy below, one column per data fraction.
+    Panels: loss on the top row, accuracy below, one column per data fraction. Bands are drawn for the
+    validation curves only (the training ones would hide them) and cut at the measure's range (loss >= 0,
+    accuracy in [0, 100] %), which a t band over few seeds can overshoot.
 
     Parameters
     ----------
@@ -48,6 +51,7 @@ def training_curves_plot(
     axis = str(curves["axis"].iloc[0]) if len(curves) else "step"
     for r, (ylabel, train, val) in enumerate(ROWS):
         scale = 100.0 if "accuracy" in ylabel else 1.0
+        top = 100.0 if "accuracy" in ylabel else np.inf
         for c, fraction in enumerate(fractions):
             panel = axes[r * len(fractions) + c]
             part = curves[curves["data_fraction"] == fraction]
@@ -55,11 +59,14 @@ def training_curves_plot(
                 for measure, style in ((val, "-"), (train, "--")):
                     line = part[(part[group].astype(str) == name) & (part["measure"] == measure)]
                     line = line.sort_values("x")
-                    band = line[line["n_runs"] >= 2]
                     panel.plot(line["x"], line["mean"] * scale, ls=style, color=colour, lw=1.4)
-                    panel.fill_between(
-                        band["x"], band["low"] * scale, band["high"] * scale, color=colour, alpha=0.18, lw=0
-                    )
+                    if measure == val:
+                        band = line[line["n_runs"] >= 2]
+                        low, high = (
+                            np.clip(band["low"] * scale, 0, top),
+                            np.clip(band["high"] * scale, 0, top),
+                        )
+                        panel.fill_between(band["x"], low, high, color=colour, alpha=0.18, lw=0)
             panel.grid(alpha=0.3)
             if r == 0:
                 panel.set_title(f"data fraction {fraction:g}", fontsize=10)
@@ -73,5 +80,6 @@ def training_curves_plot(
         Line2D([], [], color="0.3", ls="--", label="training"),
     ]
     fig.legend(handles=handles, loc="outside right center", fontsize=8)
-    title(fig, axes, f"Training curves, mean over seeds (bands: {level} t intervals)", owned, fontsize=10)
+    text = f"Training curves, mean over seeds (validation bands: {level} t intervals)"
+    title(fig, axes, text, owned, fontsize=10)
     return fig, axes

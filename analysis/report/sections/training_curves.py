@@ -86,8 +86,8 @@ def build(study: Study, s: Settings) -> tuple[Section, dict]:
     x_text = "optimiser steps (a validation every eval_every steps)" if axis == "step" else "epochs"
     section.text.append(
         f"Training (dashed) and validation (solid) loss and accuracy against {x_text}, per model/variant and "
-        "data fraction: the mean over the runs (seeds) at each validation with a pointwise "
-        f"{s.level} t band. "
+        "data fraction: the mean over the runs (seeds) at each validation; validation curves with a "
+        f"pointwise {s.level} t band (cut at the measure's range). "
         "Runs that stopped early end sooner, so late points average fewer runs (bands are drawn where at "
         "least two runs remain; tables/training_curves.csv has the counts). Training values are averaged "
         "over the steps since the previous validation, validation values are at the validation."
