@@ -204,3 +204,11 @@ def test_given_pairs_are_reported_in_their_order_and_bad_ones_refused():
     assert out["mean"].tolist() == pytest.approx([0.125, 0.375])
     with pytest.raises(ValueError, match="distinct classes"):
         confused_pairs(_predictions(DECISIONS), _runs(), pairs=[(1, 1)], n_boot=200)
+
+
+def test_difficulty_per_group_counts_each_groups_runs():
+    preds = _predictions(DECISIONS | {"C": LABELS})  # run C (variant b) is always right
+    runs = _runs(("A", "B", "C"), ("a", "a", "b"), (0, 1, 0))
+    out = example_difficulty(preds, runs, by="variant").set_index(["variant", "example_id"])
+    assert out.loc[("a", 1), "share_wrong"] == 0.5 and out.loc[("a", 1), "n_runs"] == 2
+    assert (out.loc["b", "share_wrong"] == 0).all() and (out.loc["b", "top_wrong_class"] == -1).all()

@@ -59,9 +59,9 @@ def run_confusions(predictions: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.Da
         is missing, or runs disagree on the test set's labels.
     """
     meta, _, labels, predicted, k = _decisions(predictions, runs)
-    counts = np.zeros((len(meta), k, k), dtype=np.int64)
     rows = np.repeat(np.arange(len(meta)), labels.size)
-    np.add.at(counts, (rows, np.tile(labels, len(meta)), predicted.ravel()), 1)
+    flat = np.ravel_multi_index((rows, np.tile(labels, len(meta)), predicted.ravel()), (len(meta), k, k))
+    counts = np.bincount(flat, minlength=len(meta) * k * k).reshape(len(meta), k, k)
     return meta, counts
 
 
@@ -72,15 +72,17 @@ def _decisions(predictions: pd.DataFrame, runs: pd.DataFrame):
     if p.empty:
         raise ValueError("no predictions of ok runs: the error analysis needs the predictions table")
     classes = p["class_index"].to_numpy(dtype=np.int64)
+    if classes.min() < 0 or p["label"].min() < 0:
+        raise ValueError("class_index and label must be class numbers 0, 1, ..., K - 1")
     if np.unique(classes).size < 3:
         raise ValueError("the predictions are not multi-class (fewer than 3 class_index values)")
     k = int(max(classes.max(), p["label"].max())) + 1
-    run_ids = np.sort(p["run_id"].astype(str).unique())
-    examples = np.sort(p["example_id"].unique())
-    ri = np.searchsorted(run_ids, p["run_id"].astype(str).to_numpy())
-    ei = np.searchsorted(examples, p["example_id"].to_numpy())
-    seen = np.zeros((run_ids.size, examples.size, k), dtype=np.int64)
-    np.add.at(seen, (ri, ei, classes), 1)
+    ri, run_ids = pd.factorize(p["run_id"], sort=True)  # codes into the sorted unique values
+    ei, examples = pd.factorize(p["example_id"], sort=True)
+    run_ids, examples = np.asarray(run_ids, dtype=str), np.asarray(examples, dtype=np.int64)
+    shape = (run_ids.size, examples.size, k)
+    flat = np.ravel_multi_index((ri, ei, classes), shape)
+    seen = np.bincount(flat, minlength=np.prod(shape)).reshape(shape)
     if seen.max() > 1:
         raise ValueError("a (run_id, example_id, class_index) appears more than once in predictions")
     if seen.min() == 0:
@@ -352,36 +354,55 @@ def confused_pair_contrasts(
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def example_difficulty(predictions: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def _difficulty(labels: np.ndarray, predicted: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Share wrong, the most common wrong class and its share per example, over the rows of ``predicted``."""
+    n_runs = predicted.shape[0]
+    flat = np.tile(np.arange(labels.size), n_runs) * k + predicted.ravel()
+    votes = np.bincount(flat, minlength=labels.size * k).reshape(labels.size, k)
+    votes[np.arange(labels.size), labels] = 0
+    return {
+        "n_runs": np.full(labels.size, n_runs),
+        "share_wrong": (predicted != labels[None, :]).mean(axis=0),
+        "top_wrong_class": np.where(votes.max(axis=1) > 0, votes.argmax(axis=1), -1),
+        "share_top_wrong": votes.max(axis=1) / n_runs,
+    }
+
+
+def example_difficulty(
+    predictions: pd.DataFrame, runs: pd.DataFrame, *, by: str | None = None
+) -> pd.DataFrame:
     """Per test example: the share of ok runs that get it wrong, and what they say instead.
+
+    Parameters
+    ----------
+    predictions, runs : DataFrame
+        The study's tables (only ok runs count).
+    by : str, optional
+        A column of ``runs``: the shares are then per example and group (e.g. per model/variant).
 
     Returns
     -------
     DataFrame
-        ``example_id, label, n_runs, share_wrong, top_wrong_class, share_top_wrong`` (and ``source`` when
-        ``predictions`` has it), hardest first (ties by ``example_id``). ``top_wrong_class`` is the wrong
-        class given most often (-1 when no run is wrong) and ``share_top_wrong`` the share of runs giving it.
+        ``[by,] example_id, label, n_runs, share_wrong, top_wrong_class, share_top_wrong`` (and ``source``
+        when ``predictions`` has it), hardest first within a group (ties by ``example_id``).
+        ``top_wrong_class`` is the wrong class given most often (-1 when no run is wrong) and
+        ``share_top_wrong`` the share of runs giving it.
     """
     meta, examples, labels, predicted, k = _decisions(predictions, runs)
-    wrong = predicted != labels[None, :]
-    votes = np.zeros((labels.size, k), dtype=np.int64)
-    np.add.at(votes, (np.tile(np.arange(labels.size), len(meta)), predicted.ravel()), 1)
-    votes[np.arange(labels.size), labels] = 0
-    top_wrong = np.where(votes.max(axis=1) > 0, votes.argmax(axis=1), -1)
-    out = pd.DataFrame(
-        {
-            "example_id": examples,
-            "label": labels,
-            "n_runs": len(meta),
-            "share_wrong": wrong.mean(axis=0),
-            "top_wrong_class": top_wrong,
-            "share_top_wrong": votes.max(axis=1) / len(meta),
-        }
-    )
+    groups = [(None, np.arange(len(meta)))] if by is None else meta.groupby(by, sort=True).indices.items()
+    parts = []
+    for key, rows in groups:
+        part = pd.DataFrame(
+            {"example_id": examples, "label": labels, **_difficulty(labels, predicted[rows], k)}
+        )
+        if by is not None:
+            part.insert(0, by, key)
+        parts.append(part.sort_values(["share_wrong", "example_id"], ascending=[False, True]))
+    out = pd.concat(parts, ignore_index=True)
     if "source" in predictions.columns:
         sources = predictions.drop_duplicates("example_id").set_index("example_id")["source"]
-        out["source"] = sources.reindex(examples).to_numpy()
-    return out.sort_values(["share_wrong", "example_id"], ascending=[False, True], ignore_index=True)
+        out["source"] = sources.reindex(out["example_id"]).to_numpy()
+    return out
 
 
 def macro_f1(counts: np.ndarray) -> np.ndarray:

@@ -195,11 +195,10 @@ def _hardest(
     """The hardest test examples over every run, with each model/variant's share wrong (a figure)."""
     diff = example_difficulty(preds, ok)
     top = diff.head(HARDEST)
-    per_arm = {
-        arm: example_difficulty(preds, part).set_index("example_id")["share_wrong"]
-        for arm, part in ok.groupby("arm", sort=True)
-    }
-    shares = pd.DataFrame({arm: v.reindex(top["example_id"]).to_numpy() for arm, v in per_arm.items()})
+    per_arm = example_difficulty(preds, ok, by="arm").pivot(
+        index="example_id", columns="arm", values="share_wrong"
+    )
+    shares = per_arm.reindex(top["example_id"]).reset_index(drop=True)
     has_source = "source" in top and top["source"].notna().any()
     where = top["source"].fillna("n/a") if has_source else "test row " + top["example_id"].astype(str)
     labels = [f"{w} (class {c})" for w, c in zip(where, top["label"], strict=True)]
