@@ -118,7 +118,8 @@ def saliency_contrasts(
     """Localisation and deletion area, variant - reference within each model, per fraction and pooled.
 
     Paired by seed. The gain over chance is left out: the explained images (so their masks) are the same
-    in every run, so its contrasts equal those of the localisation.
+    in every run, so its contrasts differ from the localisation's only through images whose localisation
+    is missing in some runs.
 
     Returns
     -------

@@ -68,8 +68,8 @@ def saliency_maps_plot(
 
     Notes
     -----
-    The ground-truth mask (where the study has one) is outlined in white: the grid cells at least half
-    inside it.
+    The ground-truth mask (where the study has one) is outlined in white where grid cells are at least
+    half inside it; the mean over images has no single mask and no outline.
     """
     if value not in VALUES:
         raise ValueError(f"value {value!r} is unknown; choose from {', '.join(VALUES)}")
@@ -90,7 +90,8 @@ def saliency_maps_plot(
         part = data[data[group].astype(str) == name]
         mosaic, centres = _mosaic(part, images, value)
         image = panel.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax)
-        mask, _ = _mosaic(part, images, "mask")
+        # the mean over images has no single mask: no outline there
+        mask, _ = _mosaic(part.assign(mask=part["mask"].where(part["example_id"] != -1)), images, "mask")
         if np.isfinite(mask).any() and np.nanmax(mask) > 0:
             panel.contour(np.nan_to_num(mask), levels=[0.5], colors="white", linewidths=1.0)
         panel.set_xticks(centres, names, fontsize=8)

@@ -35,11 +35,10 @@ def _rules(tests: pd.DataFrame, s: Settings, metric: str) -> list[str]:
         f"{s.level}, {INTERVAL_RULE}, {s.n_boot} resamples), no direction being chosen from the data.",
         "Verdict rules: supported when the change and the sum are both shown to differ from 0 with opposite "
         f"signs (intersection-union test: the larger of their two p-values, Holm-adjusted across all "
-        f"{len(tests)} rows, below {s.alpha:g}); reversed when both {s.level} intervals "
-        "exclude 0 on the same "
-        "side (the effect is larger in the residual model); contradicted when the change's "
-        f"{eq} interval lies "
-        f"within +-{pp} (the effect is the same in both models); not resolved at this seed count otherwise. "
+        f"{len(tests)} rows, below {s.alpha:g}); reversed when both {s.level} intervals exclude 0 on the "
+        "same side (the effect is larger in the residual model); contradicted when the change's "
+        f"{eq} interval lies within +-{pp} (the effect is the same in both models); not resolved at this "
+        "seed count otherwise. "
         "A residual model's overall verdict combines its variants' pooled verdicts (all supported -> "
         "supported; any reversed -> reversed; else any contradicted -> contradicted).",
     ]

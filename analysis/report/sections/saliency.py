@@ -45,27 +45,26 @@ def _summary(section: Section, saliency: pd.DataFrame, ok: pd.DataFrame, s: Sett
         index=["arm", "data_fraction"], columns="outcome", values="cell", aggfunc="first"
     )
     disp = order_variants(disp.reset_index().rename(columns={"arm": "variant"}), s.reference)
-    seeds = summ[summ["outcome"] == "deletion_area"].set_index(["arm", "data_fraction"])["n_seeds"]
-    disp.insert(
-        2, "seeds", [seeds.get(k, 0) for k in zip(disp["variant"], disp["data_fraction"], strict=True)]
-    )
+    keys = list(zip(disp["variant"], disp["data_fraction"], strict=True))
+    for at, (outcome, name) in enumerate((("deletion_area", "seeds"), ("localisation", "seeds localised"))):
+        seeds = summ[summ["outcome"] == outcome].set_index(["arm", "data_fraction"])["n_seeds"]
+        disp.insert(2 + at, name, [seeds.get(k, 0) for k in keys])
     disp["data_fraction"] = disp["data_fraction"].map(fraction_label)
     present = [o for o in LABELS if o in disp.columns]
-    disp = disp[["variant", "data_fraction", "seeds", *present]].rename(
+    disp = disp[["variant", "data_fraction", "seeds", "seeds localised", *present]].rename(
         columns={"variant": "model / variant", **LABELS}
     )
     n_images = int(summ["n_images"].max())
     section.text.append(
         f"Grad-CAM maps of the same {n_images} test images in every run (chosen by the study's test_seed), "
         "explained at the output of the last convolutional stage. Localisation: share of the map's mass "
-        "inside the ground-truth mask of the planted signal (higher = the evidence lies on "
-        "it; images without "
-        "a mask are left out); localisation - chance: the same minus the mask's share of the image (what a "
-        "uniform map scores). Deletion area: area under the curve of the explained class's "
-        "probability as the "
-        "most salient pixels are removed first (lower = more faithful: the map found the pixels the decision "
-        f"depends on). Per run the mean over its images; mean over seeds with {s.level} intervals "
-        f"({INTERVAL_RULE}); the images are fixed, so the intervals are over seeds only."
+        "inside the ground-truth mask of the planted signal (higher = the evidence lies on it; images "
+        "without a mask are left out); localisation - chance: the same minus the mask's share of the image "
+        "(what a uniform map scores). Deletion area: area under the curve of the explained class's "
+        "probability as the most salient pixels are removed first (lower = more faithful: the map found the "
+        "pixels the decision depends on). Per run the mean over its images ('seeds localised': seeds with a "
+        f"localisation, i.e. a map with mass on an image with a mask); mean over seeds with {s.level} "
+        f"intervals ({INTERVAL_RULE}); the images are fixed, so the intervals are over seeds only."
     )
     section.tables.append(
         Table("saliency", f"Grad-CAM outcomes per model/variant [{s.level} interval]", summ, disp)
@@ -93,8 +92,9 @@ def _contrasts(section: Section, saliency: pd.DataFrame, ok: pd.DataFrame, s: Se
     )
     note = (
         f"p (Holm): paired t-test, Holm-adjusted across all {len(pc)} rows (every fraction and pooled; "
-        "tables/saliency_contrasts.csv). The gain over chance has the same contrasts as the localisation "
-        "(the same images, so the same masks, in every run)."
+        "tables/saliency_contrasts.csv). The gain over chance is not contrasted: the images (so the masks) "
+        "are the same in every run, so its contrasts differ from the localisation's only through images "
+        "whose localisation is missing in some runs."
     )
     caption = f"Grad-CAM outcomes: variant - {s.reference} within each model, paired by seed"
     section.tables.append(Table("saliency_contrasts", caption, pc, disp, note=note))
