@@ -9,11 +9,11 @@ from scipy import stats
 
 from analysis.design import design_frame
 from analysis.simulation.multiclass import simulate_multiclass_study
+from analysis.stats.difficulty import example_difficulty
 from analysis.stats.errors import (
     confused_pair_contrasts,
     confused_pairs,
     confusion_matrices,
-    example_difficulty,
     macro_f1,
     per_class_recall,
     run_confusions,

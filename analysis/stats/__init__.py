@@ -14,7 +14,8 @@ module                    computes
 ``power``                 minimum detectable difference and seeds needed
 ``calibration``           reliability curves and expected calibration error
 ``kernels``               permutation-invariant summaries of first-layer kernels
-``errors``                multi-class confusions, per-class recall, most-confused pairs, example difficulty
+``errors``                multi-class confusions, per-class recall, most-confused pairs
+``difficulty``            per-example difficulty: the share of runs that get a test example wrong
 ``saliency``              Grad-CAM localisation and deletion areas per variant, contrasts, mean maps
 ``training``              training and validation curves over optimiser steps, per-run curve summaries
 ``dilution``              the operator effect in a residual model against the LeNet (paired by seed)
@@ -28,12 +29,12 @@ from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
 from analysis.stats.curves import examples_to_target, fit_power_law, learning_curve, power_law_fits
+from analysis.stats.difficulty import example_difficulty
 from analysis.stats.dilution import dilution_contrasts
 from analysis.stats.errors import (
     confused_pair_contrasts,
     confused_pairs,
     confusion_matrices,
-    example_difficulty,
     per_class_recall,
     run_confusions,
 )

@@ -12,7 +12,8 @@ class of highest probability (ties to the lowest class index, as
   ``(n[a->b] + n[b->a]) / (n_a + n_b)`` (the share of the two classes' examples given the other class of
   the pair) per group, with intervals over seeds.
 * :func:`confused_pair_contrasts`: those rates, variant - reference within each model, paired by seed.
-* :func:`example_difficulty`: the share of runs that get each test example wrong.
+* :func:`analysis.stats.difficulty.example_difficulty` (its own module): the share of runs that get each
+  test example wrong.
 
 Intervals come from :func:`analysis.stats.intervals.seed_intervals` (seeds sorted before resampling, so
 row order never matters), contrasts and p-values from :func:`analysis.stats.contrasts.paired_contrasts`.
@@ -58,15 +59,19 @@ def run_confusions(predictions: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.Da
         If no ok run has predictions, the predictions are binary, a (run, example, class) appears twice or
         is missing, or runs disagree on the test set's labels.
     """
-    meta, _, labels, predicted, k = _decisions(predictions, runs)
+    meta, _, labels, predicted, k = decisions(predictions, runs)
     rows = np.repeat(np.arange(len(meta)), labels.size)
     flat = np.ravel_multi_index((rows, np.tile(labels, len(meta)), predicted.ravel()), (len(meta), k, k))
     counts = np.bincount(flat, minlength=len(meta) * k * k).reshape(len(meta), k, k)
     return meta, counts
 
 
-def _decisions(predictions: pd.DataFrame, runs: pd.DataFrame):
-    """``(meta, example ids (N,), labels (N,), predicted (R, N), K)`` of the ok runs' argmax decisions."""
+def decisions(predictions: pd.DataFrame, runs: pd.DataFrame):
+    """``(meta, example ids (N,), labels (N,), predicted (R, N), K)`` of the ok runs' argmax decisions.
+
+    ``meta`` holds the ok runs with predictions (sorted by ``run_id``, the rows of ``predicted``); raises
+    ``ValueError`` as :func:`run_confusions` does.
+    """
     ok = ok_runs(runs)
     p = predictions[predictions["run_id"].isin(ok["run_id"])]
     if p.empty:
@@ -352,57 +357,6 @@ def confused_pair_contrasts(
     out["p_holm"] = holm(out["p_value"].to_numpy(dtype=float))
     first = ["model", "class_a", "class_b"]
     return out[first + [c for c in out.columns if c not in first]]
-
-
-def _difficulty(labels: np.ndarray, predicted: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Share wrong, the most common wrong class and its share per example, over the rows of ``predicted``."""
-    n_runs = predicted.shape[0]
-    flat = np.tile(np.arange(labels.size), n_runs) * k + predicted.ravel()
-    votes = np.bincount(flat, minlength=labels.size * k).reshape(labels.size, k)
-    votes[np.arange(labels.size), labels] = 0
-    return {
-        "n_runs": np.full(labels.size, n_runs),
-        "share_wrong": (predicted != labels[None, :]).mean(axis=0),
-        "top_wrong_class": np.where(votes.max(axis=1) > 0, votes.argmax(axis=1), -1),
-        "share_top_wrong": votes.max(axis=1) / n_runs,
-    }
-
-
-def example_difficulty(
-    predictions: pd.DataFrame, runs: pd.DataFrame, *, by: str | None = None
-) -> pd.DataFrame:
-    """Per test example: the share of ok runs that get it wrong, and what they say instead.
-
-    Parameters
-    ----------
-    predictions, runs : DataFrame
-        The study's tables (only ok runs count).
-    by : str, optional
-        A column of ``runs``: the shares are then per example and group (e.g. per model/variant).
-
-    Returns
-    -------
-    DataFrame
-        ``[by,] example_id, label, n_runs, share_wrong, top_wrong_class, share_top_wrong`` (and ``source``
-        when ``predictions`` has it), hardest first within a group (ties by ``example_id``).
-        ``top_wrong_class`` is the wrong class given most often (-1 when no run is wrong) and
-        ``share_top_wrong`` the share of runs giving it.
-    """
-    meta, examples, labels, predicted, k = _decisions(predictions, runs)
-    groups = [(None, np.arange(len(meta)))] if by is None else meta.groupby(by, sort=True).indices.items()
-    parts = []
-    for key, rows in groups:
-        part = pd.DataFrame(
-            {"example_id": examples, "label": labels, **_difficulty(labels, predicted[rows], k)}
-        )
-        if by is not None:
-            part.insert(0, by, key)
-        parts.append(part.sort_values(["share_wrong", "example_id"], ascending=[False, True]))
-    out = pd.concat(parts, ignore_index=True)
-    if "source" in predictions.columns:
-        sources = predictions.drop_duplicates("example_id").set_index("example_id")["source"]
-        out["source"] = sources.reindex(out["example_id"]).to_numpy()
-    return out
 
 
 def macro_f1(counts: np.ndarray) -> np.ndarray:

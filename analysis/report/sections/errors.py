@@ -23,11 +23,11 @@ from analysis.report.document import (
 )
 from analysis.report.figures.errors import confusion_heatmap, difficulty_heatmap
 from analysis.report.format import format_interval, format_p, interval_cells
+from analysis.stats.difficulty import example_difficulty
 from analysis.stats.errors import (
     confused_pair_contrasts,
     confused_pairs,
     confusion_matrices,
-    example_difficulty,
     most_confused,
     pair_rates,
     per_class_recall,
