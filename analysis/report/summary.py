@@ -179,6 +179,34 @@ def hypothesis_findings(study: Study, results: dict, s: Settings) -> list[str]:
     return lines
 
 
+def dilution_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """The dilution verdict per residual model, with each variant's pooled effects in both models."""
+    result = results.get("dilution")
+    if not result or result["tests"].empty:
+        return []
+    tests, verdicts, metric = result["tests"], result["verdicts"], result["metric"]
+    pct, lines = is_unit_metric(metric), []
+    for model, part in verdicts.groupby("model", sort=True):
+        overall = part.loc[part["variant"] == "all", "verdict"].iloc[0]
+        rows = tests[tests["model"] == model]
+        pooled = rows[rows["data_fraction"].isna()] if rows["data_fraction"].isna().any() else rows
+
+        def effect(r, name: str) -> str:
+            low, high = getattr(r, f"{name}_low"), getattr(r, f"{name}_high")
+            return format_interval(getattr(r, name), low, high, percent=pct)
+
+        evidence = "; ".join(
+            f"{r.variant}: {effect(r, 'effect_base')} in {r.base_model} vs {effect(r, 'effect_model')} in "
+            f"{model} ({r.verdict})"
+            for r in pooled.itertuples(index=False)
+        )
+        lines.append(
+            f"Dilution (the operator effect on {metric} vs {s.reference} is smaller in {model} than in the "
+            f"{pooled['base_model'].iloc[0]}): {overall}. Effects{_unit(metric)}: {evidence}."
+        )
+    return lines
+
+
 Finding = Callable[[Study, dict, Settings], list[str]]
 FINDINGS: tuple[Finding, ...] = (
     run_counts,
@@ -189,6 +217,7 @@ FINDINGS: tuple[Finding, ...] = (
     power_findings,
     claim_findings,
     hypothesis_findings,
+    dilution_findings,
 )
 
 
