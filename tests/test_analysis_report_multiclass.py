@@ -118,3 +118,9 @@ def test_report_cli_on_a_two_model_multiclass_study(tables, tmp_path):
     for title in ("Training curves", "Multi-class error analysis", "Dilution"):
         assert f"## {title}" in md
     assert "- Dilution (the operator effect on accuracy vs avgpool is smaller in resnet8" in md
+    # the standard sections take one architecture: lenet's planted -8 pp, not the two models' average
+    assert "the standard sections analyse lenet only" in md
+    contrasts = pd.read_csv(out / "tables" / "contrasts.csv")
+    pooled = contrasts[(contrasts["metric"] == "accuracy") & contrasts["data_fraction"].isna()]
+    maxpool = pooled[pooled["variant"] == "maxpool"].iloc[0]
+    assert maxpool["low"] < -0.08 < maxpool["high"] or maxpool["low"] < -8 < maxpool["high"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from analysis.design import MLP_MODEL, primary_model
 from analysis.report.document import Settings, Study
 from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
 from analysis.verdicts.hypotheses import STATEMENTS
@@ -43,11 +44,19 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
         f"{ok['seed'].nunique()} seeds. All intervals are {s.level} intervals."
     ]
     n_all = int((study.tables["runs"]["status"] == "ok").sum())
+    models = sorted(set(study.tables["runs"]["model"].astype(str)) - {MLP_MODEL})
     if len(ok) < n_all:
+        which = f"{primary_model(study.tables['runs'])} runs" if len(models) > 1 else "CNN runs"
         lines.append(
-            f"The standard sections analyse the {len(ok)} successful CNN runs "
+            f"The standard sections analyse the {len(ok)} successful {which} "
             "at the base level of every factor (unpermuted, no location shift, random init); "
             f"calibration and inductive bias use all {n_all}."
+        )
+    if len(models) > 1:
+        lines.append(
+            f"The study trains {len(models)} CNN models ({', '.join(models)}); the standard sections "
+            f"analyse {primary_model(study.tables['runs'])} only, so no variant's effect is averaged over "
+            "architectures; the other models appear in the sections that compare models."
         )
     return lines
 
