@@ -13,8 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from downscalexr.schema import THRESHOLD_METRICS
+
 MLP_MODEL = "mlp"
 BASE_LEVELS: dict[str, object] = {"permute": False, "location_shift": 0.0, "init": "random"}
+POINT_NAMES = {"fixed": "the fixed threshold 0.5", "chosen": "the validation-chosen threshold"}
 CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
 
 
@@ -143,3 +146,45 @@ def has_inductive_design(runs: pd.DataFrame, kernels: pd.DataFrame | None = None
     varied = any(d[f].nunique() > 1 for f in BASE_LEVELS)
     measured = any(d[c].notna().any() for c in CONSISTENCY_MODES.values() if c in d)
     return bool(d["is_mlp"].any() or varied or measured or (kernels is not None and not kernels.empty))
+
+
+def reported_point(runs: pd.DataFrame) -> str:
+    """The operating point of the unsuffixed threshold metrics: ``"chosen"`` or ``"fixed"`` (0.5).
+
+    Runs written before operating points existed (no ``operating_point`` value) are at 0.5.
+    """
+    points = runs["operating_point"].dropna().astype(str) if "operating_point" in runs else pd.Series([])
+    return "chosen" if (points == "chosen").any() else "fixed"
+
+
+def at_operating_point(runs: pd.DataFrame, point: str) -> pd.DataFrame | None:
+    """The runs with every threshold metric (accuracy, FPR, FNR, ...) taken at ``point``.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        The ``runs`` table.
+    point : {"fixed", "chosen"}
+        ``fixed``: the threshold 0.5; ``chosen``: the threshold chosen on the validation split.
+
+    Returns
+    -------
+    DataFrame or None
+        A copy whose unsuffixed threshold columns hold the ``<metric>_<point>`` values; the runs
+        unchanged when they are already at ``point``; ``None`` when the study did not store that point
+        (runs written before operating points only have 0.5; multi-class runs decide by argmax).
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"operating_point": ["chosen"], "fpr": [0.1], "fpr_fixed": [0.4]})
+    >>> at_operating_point(runs, "fixed")["fpr"].tolist()
+    [0.4]
+    """
+    if point not in POINT_NAMES:
+        raise ValueError(f"unknown operating point {point!r}; choose from {', '.join(POINT_NAMES)}")
+    if reported_point(runs) == point:
+        return runs
+    stored = [m for m in THRESHOLD_METRICS if f"{m}_{point}" in runs and runs[f"{m}_{point}"].notna().any()]
+    if not stored:
+        return None
+    return runs.assign(**{m: runs[f"{m}_{point}"] for m in stored}, operating_point=point)

@@ -69,6 +69,26 @@ def test_every_claim_is_a_registered_function_giving_one_row():
     assert len({f.__name__ for f in claims.CLAIMS}) == len(claims.CLAIMS)
 
 
+def test_over_prediction_claim_is_tested_at_both_operating_points():
+    # planted: maxpool over-calls at 0.5 (FPR +12 pp) but not at the validation-chosen threshold
+    plan = {"seeds": 6, "fractions": (0.5, 1.0), "n_test": 400, "seed": 4}
+    fixed = simulate_study(**plan, fpr_shift={"maxpool": 0.12})["runs"]
+    chosen = simulate_study(**plan)["runs"]
+    assert (fixed["run_id"].to_numpy() == chosen["run_id"].to_numpy()).all()
+    measures = ["fpr", "fnr", "predicted_positive_rate", "accuracy"]
+    runs = chosen.assign(operating_point="chosen", **{f"{m}_fixed": fixed[m].to_numpy() for m in measures})
+    table = claims.evaluate_claims({"runs": runs}, n_boot=500).set_index("claim")
+    at_fixed = table.loc[table.index.str.endswith("at the fixed threshold 0.5")].iloc[0]
+    at_chosen = table.loc[table.index.str.endswith("at the validation-chosen threshold")].iloc[0]
+    assert at_fixed["verdict"] == S and at_fixed["low"] > 0.05
+    assert at_chosen["verdict"] != S and at_chosen["low"] < 0 < at_chosen["high"]
+    # a study written before operating points existed is at 0.5 only: the chosen-point claim says so
+    old = claims.evaluate_claims({"runs": fixed}, n_boot=200).set_index("claim")
+    row = old.loc[old.index.str.endswith("at the validation-chosen threshold")].iloc[0]
+    assert row["verdict"] == U and "fixed threshold 0.5 only" in row["detail"]
+    assert old.loc[old.index.str.endswith("threshold 0.5")].iloc[0]["verdict"] == S
+
+
 def test_hypotheses_registry_states_every_hypothesis_once():
     keys = [h.key for h in hypotheses.HYPOTHESES]
     assert keys == ["H1", "H2", "H3", "H3b", "H4", "H5"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.design import POINT_NAMES, at_operating_point, reported_point
 from analysis.report.document import Section, Settings, Study, Table, fraction_label, order_variants
 from analysis.report.figures import bias_plot, confusion_matrices
 from analysis.report.format import interval_cells
@@ -25,10 +26,8 @@ def _display(wide: pd.DataFrame, reference: str) -> pd.DataFrame:
     return out
 
 
-def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
-    """Levels and differences to the reference of every bias measure; returns the section and summary."""
-    runs = study.standard["runs"]
-    bs = bias_summary(runs, reference=s.reference, **s.kw)
+def _point_tables(bs: pd.DataFrame, s: Settings, point: str, suffix: str) -> list[Table]:
+    """The levels table and the contrasts table of one operating point's bias summary."""
     levels = _by_variant_and_fraction(bs.assign(cell=interval_cells(bs, metric_column="measure")))
     others = bs[bs["variant"] != s.reference]
     cells = interval_cells(
@@ -37,28 +36,66 @@ def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
     diffs = _by_variant_and_fraction(others.assign(cell=cells))
     over = others.groupby(["variant", "data_fraction"], dropna=False)["over_calls"].any()
     diffs["over-calls"] = over.reindex(diffs.index).map({True: "yes", False: "no"})
-    text = [
-        "FPR and FNR in pp; ppr_over_prevalence is the predicted-positive rate over the prevalence "
-        "(1 = calibrated base rate); criterion_c > 0 means a conservative (negative-leaning) criterion, "
-        f"d' the separation. A variant over-calls the positive class only when its {s.level} interval "
-        "of the difference in ppr/prevalence or FPR against the reference lies entirely above 0."
-    ]
-    tables = [
+    at = f", at {POINT_NAMES[point]}"
+    return [
         Table(
-            "bias",
-            f"Bias measures by variant and fraction, mean [{s.level} interval]",
+            f"bias{suffix}",
+            f"Bias measures by variant and fraction{at}, mean [{s.level} interval]",
             bs,
             _display(levels, s.reference),
         ),
         Table(
-            "bias_contrasts",
-            f"Bias measures: difference to {s.reference} [{s.level} interval]",
+            f"bias_contrasts{suffix}",
+            f"Bias measures{at}: difference to {s.reference} [{s.level} interval]",
             others,
             _display(diffs, s.reference),
         ),
     ]
+
+
+def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
+    """Levels and differences to the reference of every bias measure at both operating points.
+
+    The first tables are at the operating point the study reports (its threshold metrics); when the
+    runs also stored the other point (0.5 beside a validation-chosen threshold, or the reverse), its
+    tables and figure follow, so a reader sees whether a bias is the threshold's or the operator's.
+    Returns the section and the reported point's summary.
+    """
+    runs = study.standard["runs"]
+    point = reported_point(runs)
+    other = "fixed" if point == "chosen" else "chosen"
+    other_runs = at_operating_point(runs, other)
+    bs = bias_summary(runs, reference=s.reference, **s.kw)
+    text = [
+        "FPR and FNR in pp; ppr_over_prevalence is the predicted-positive rate over the prevalence "
+        "(1 = calibrated base rate); criterion_c > 0 means a conservative (negative-leaning) criterion, "
+        f"d' the separation. A variant over-calls the positive class only when its {s.level} interval "
+        "of the difference in ppr/prevalence or FPR against the reference lies entirely above 0.",
+        f"The study reports its threshold metrics at {POINT_NAMES[point]}; every bias claim in this report "
+        "uses that point unless it names another.",
+    ]
+    tables = _point_tables(bs, s, point, "")
     figures = [
-        ("bias", "False-positive vs false-negative rate", bias_plot(bs, palette=study.palette)[0]),
+        (
+            "bias",
+            f"False-positive vs false-negative rate, at {POINT_NAMES[point]}",
+            bias_plot(bs, palette=study.palette)[0],
+        ),
         ("confusion", "Mean confusion matrices", confusion_matrices(runs, palette=study.palette)[0]),
     ]
+    if other_runs is not None:
+        bs_other = bias_summary(other_runs, reference=s.reference, **s.kw)
+        text.append(
+            f"The same measures at {POINT_NAMES[other]} follow: the runs stored both points, chosen "
+            "without the test split. A bias present at one point only belongs to the threshold, not to "
+            "the operator."
+        )
+        tables += _point_tables(bs_other, s, other, f"_{other}")
+        figures.append(
+            (
+                f"bias_{other}",
+                f"False-positive vs false-negative rate, at {POINT_NAMES[other]}",
+                bias_plot(bs_other, palette=study.palette)[0],
+            )
+        )
     return Section("Decision bias: false positives and false negatives", text, tables, figures), bs
