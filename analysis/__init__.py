@@ -18,7 +18,7 @@ from analysis.design import base_runs, design_frame, has_inductive_design, ok_ru
 from analysis.load import LoadError, load_study, read_provenance, read_table
 from analysis.simulation import simulate_inductive_study, simulate_study
 from analysis.stats import (
-    MIN_BCA_SEEDS,
+    MIN_SEEDS,
     MixedResult,
     bca_means,
     bias_summary,
@@ -45,12 +45,13 @@ from analysis.stats import (
     seed_summary,
     t_band,
     t_interval,
+    t_procedure,
     tost_paired,
 )
 from analysis.verdicts import VERDICTS, combine_verdicts, evaluate_claims, evaluate_hypotheses
 
 __all__ = [
-    "MIN_BCA_SEEDS",
+    "MIN_SEEDS",
     "VERDICTS",
     "LoadError",
     "MixedResult",
@@ -91,5 +92,6 @@ __all__ = [
     "simulate_study",
     "t_band",
     "t_interval",
+    "t_procedure",
     "tost_paired",
 ]

@@ -3,8 +3,9 @@
 ========================  ================================================================================
 module                    computes
 ========================  ================================================================================
-``intervals``             the one interval engine (t below 10 seeds, expanded BCa from 10), percentile step
+``intervals``             the one interval engine (t interval + p at every seed count), percentile step
 ``hypothesis_tests``      Holm, paired t-test, TOST, McNemar
+``bca``                   the expanded BCa bootstrap (measured by the validation; not used by the report)
 ``contrasts``             paired contrasts against the reference; per-seed contrasts of design cells
 ``hierarchical``          runs' decisions on the test set; bootstrap over seeds, then test examples
 ``bias``                  FPR / FNR / criterion / d' with intervals; per-seed McNemar tests
@@ -20,6 +21,7 @@ Every function takes the study's tables (DataFrames from :mod:`analysis.load`), 
 ``status == "ok"``, and takes an explicit ``seed`` where it draws random numbers.
 """
 
+from analysis.stats.bca import bca_means
 from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
@@ -27,14 +29,14 @@ from analysis.stats.curves import examples_to_target, fit_power_law, learning_cu
 from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass, prediction_matrix
 from analysis.stats.hypothesis_tests import holm, mcnemar, paired_t_test, tost_paired
 from analysis.stats.intervals import (
-    MIN_BCA_SEEDS,
-    bca_means,
+    MIN_SEEDS,
     percentile_interval,
     resample_indices,
     seed_intervals,
     seed_summary,
     t_band,
     t_interval,
+    t_procedure,
 )
 from analysis.stats.kernels import kernel_summaries
 from analysis.stats.latency import latency_ratios
@@ -42,7 +44,7 @@ from analysis.stats.mixed import MixedResult, fit_mixed
 from analysis.stats.power import power_analysis
 
 __all__ = [
-    "MIN_BCA_SEEDS",
+    "MIN_SEEDS",
     "MixedResult",
     "bca_means",
     "bias_summary",
@@ -73,5 +75,6 @@ __all__ = [
     "seed_summary",
     "t_band",
     "t_interval",
+    "t_procedure",
     "tost_paired",
 ]
