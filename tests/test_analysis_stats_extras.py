@@ -89,13 +89,27 @@ def _paired_runs(n_seeds: int, step: float = 0.02) -> pd.DataFrame:
     )
 
 
-def test_power_matches_normal_formula_and_mde_shrinks():
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 1.95996 + 0.84162
+def _nct_seeds(dz: float, alpha: float = 0.05, target: float = 0.8) -> int:
+    """Seeds needed by brute force over n with scipy's noncentral t (independent of analysis.stats.power)."""
+    for n in range(3, 10_000):
+        crit = stats.t.ppf(1 - alpha / 2, n - 1)
+        if (
+            stats.nct.sf(crit, n - 1, np.sqrt(n) * dz) + stats.nct.cdf(-crit, n - 1, np.sqrt(n) * dz)
+            >= target
+        ):
+            return n
+    raise AssertionError("not reached")
+
+
+def test_power_uses_the_noncentral_t_and_mde_shrinks():
     small, large = (power.power_analysis(_paired_runs(n), "accuracy", effect=0.01).iloc[0] for n in (4, 16))
     sd4 = 0.02 * np.sqrt(4 / 3)  # sample SD of (+0.02, -0.02, +0.02, -0.02)
-    assert small["seed_sd"] == pytest.approx(sd4)
-    assert small["mde"] == pytest.approx(z * sd4 / 2)
-    assert small["seeds_needed"] == int(np.ceil((z * sd4 / 0.01) ** 2))  # 41.9 -> 42
+    assert small["sd"] == pytest.approx(sd4)
+    assert small["seeds_needed"] == _nct_seeds(0.01 / sd4)  # 44: the normal formula said 42
+    assert small["family_size"] == 1 and small["seeds_needed_family"] == small["seeds_needed"]
+    crit = stats.t.ppf(0.975, 3)
+    nc = np.sqrt(4) * small["mde"] / sd4
+    assert stats.nct.sf(crit, 3, nc) + stats.nct.cdf(-crit, 3, nc) == pytest.approx(0.8, abs=1e-9)
     assert large["mde"] < small["mde"]
     with pytest.raises(ValueError, match="effect"):
         power.power_analysis(_paired_runs(4), "accuracy", effect=0)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.report.document import Settings, Study
+from analysis.report.document import Settings, Study, fraction_label
 from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
+from analysis.stats.power import worst_case
 from analysis.verdicts.hypotheses import STATEMENTS
 
 
@@ -143,17 +144,24 @@ def power_findings(study: Study, results: dict, s: Settings) -> list[str]:
     metric, pw = s.metrics[0], results["power"]
     scale, unit = is_unit_metric(metric), _unit(metric)
     lines = []
-    for r in pw[pw["metric"] == metric].itertuples(index=False):
-        if not (np.isfinite(r.seed_sd) and r.seed_sd > 0):
+    for r in worst_case(pw[pw["metric"] == metric]).itertuples(index=False):
+        if not (np.isfinite(r.sd) and r.sd > 0):
             lines.append(
                 f"Power: the paired {metric} differences do not vary across seeds, so the detectable "
                 "difference cannot be estimated from this study."
             )
             continue
+        needed = (
+            "more seeds than can be planned"
+            if pd.isna(r.seeds_needed_family)
+            else f"{r.seeds_needed_family:.0f} seeds"
+        )
         lines.append(
-            f"Power: with {r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
-            f"{format_value(r.mde, percent=scale)}{unit}; "
-            f"detecting {format_value(r.effect, percent=scale)}{unit} needs {r.seeds_needed} seeds."
+            f"Power (worst contrast, {r.variant} at fraction {fraction_label(r.data_fraction)}): with "
+            f"{r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
+            f"{format_value(r.mde, percent=scale)}{unit} per comparison and "
+            f"{format_value(r.mde_family, percent=scale)}{unit} after Holm over {r.family_size} contrasts; "
+            f"detecting {format_value(r.effect, percent=scale)}{unit} after Holm needs {needed}."
         )
     return lines
 
