@@ -39,6 +39,7 @@ class Seeded:
     compute: Callable[[dict, int], pd.DataFrame]
     bounds: tuple[tuple[str, str, str], ...]
     study: str = "standard"
+    order_invariant: bool = True  # ignored: every statistic is checked on shuffled rows (issue 15)
     random: bool = True
 
 
@@ -64,9 +65,10 @@ SEEDED = (
         random=False,
     ),
     Seeded(
-        "hierarchical_bootstrap",
-        lambda t, s: analysis.hierarchical_bootstrap(t["predictions"], t["runs"], n_boot=N_BOOT, seed=s),
+        "hierarchical_interval",
+        lambda t, s: analysis.hierarchical_interval(t["predictions"], t["runs"]),
         (("estimate", "low", "high"),),
+        random=False,
     ),
     Seeded(
         "bias_summary",
@@ -226,7 +228,8 @@ def test_shuffled_rows_give_an_identical_table(studies, stat):
 
 
 def test_every_seeded_statistic_is_registered():
-    """Every public function of analysis that takes a seed, simulators aside, is in SEEDED."""
+    """Every public function of analysis that takes a seed, simulators aside, is in SEEDED (which also
+    holds interval statistics that draw nothing, for the other checks)."""
     seeded = {
         name
         for name in analysis.__all__
@@ -234,4 +237,4 @@ def test_every_seeded_statistic_is_registered():
         and not name.startswith("simulate")
         and "seed" in inspect.signature(obj).parameters
     }
-    assert seeded == set(IDS), f"register in SEEDED: {sorted(seeded - set(IDS))}"
+    assert seeded <= set(IDS), f"register in SEEDED: {sorted(seeded - set(IDS))}"

@@ -1,4 +1,4 @@
-"""Known answers, properties and planted effects: intervals, contrasts, hierarchical bootstrap, simulator."""
+"""Known answers, properties and planted effects: intervals, contrasts, seeds x examples, simulator."""
 
 from __future__ import annotations
 
@@ -245,24 +245,60 @@ def test_contrasts_and_summaries_draw_nothing_so_the_seed_changes_nothing(study)
     pd.testing.assert_frame_equal(s1, s2)
 
 
-def test_hierarchical_bootstrap_matches_runs_and_brackets(study):
-    out = stats.hierarchical_bootstrap(study["predictions"], study["runs"], metric="accuracy", n_boot=500)
+def test_hierarchical_interval_matches_runs_and_brackets(study):
+    out = stats.hierarchical_interval(study["predictions"], study["runs"], metric="accuracy")
     means = study["runs"].groupby(["variant", "data_fraction"])["accuracy"].mean().to_numpy()
     np.testing.assert_allclose(out["estimate"], means)
-    assert (out["low"] <= out["estimate"]).all() and (out["estimate"] <= out["high"]).all()
+    assert (out["low"] < out["estimate"]).all() and (out["estimate"] < out["high"]).all()
     assert (out["n_examples"] == 200).all() and (out["n_seeds"] == 10).all()
-    fpr = stats.hierarchical_bootstrap(study["predictions"], study["runs"], metric="fpr", n_boot=500)
-    np.testing.assert_allclose(
-        fpr["estimate"], study["runs"].groupby(["variant", "data_fraction"])["fpr"].mean()
-    )
+    assert set(out["method"]) == {"crossed t"} and out["seed_share"].between(0, 1).all()
+    for metric in ("fpr", "precision", "balanced_accuracy"):
+        got = stats.hierarchical_interval(study["predictions"], study["runs"], metric=metric)
+        expected = study["runs"].groupby(["variant", "data_fraction"])[metric].mean()
+        np.testing.assert_allclose(got["estimate"], expected, rtol=1e-10)
 
 
-def test_hierarchical_bootstrap_perfect_classifier_has_no_width():
+def test_linearised_values_average_to_each_runs_metric():
+    labels = np.array([1, 1, 1, 0, 0])
+    predicted = np.array([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=float)
+    expected = {  # by hand: tp, fp, tn, fn per run = (2,1,1,1), (1,0,2,2), (3,2,0,0)
+        "accuracy": [3 / 5, 3 / 5, 3 / 5],
+        "recall": [2 / 3, 1 / 3, 1.0],
+        "precision": [2 / 3, 1.0, 3 / 5],
+        "fpr": [1 / 2, 0.0, 1.0],
+        "balanced_accuracy": [(2 / 3 + 1 / 2) / 2, (1 / 3 + 1) / 2, (1 + 0) / 2],
+    }
+    for metric, values in expected.items():
+        got = stats.linearised_values(predicted, labels, metric).mean(axis=1)
+        np.testing.assert_allclose(got, values, rtol=1e-12, err_msg=metric)
+
+
+def test_crossed_interval_known_answers():
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(0, 0.03, 6), rng.normal(0, 0.1, 40)
+    # additive seeds + examples, no interaction: Var = var(a) / n + var(b) / N exactly
+    out = stats.crossed_mean_interval(0.8 + a[:, None] + b[None, :])
+    assert out["se"] ** 2 == pytest.approx(a.var(ddof=1) / 6 + b.var(ddof=1) / 40, rel=1e-10)
+    # examples identical for every seed: the t interval of the seeds' means, n - 1 degrees of freedom
+    seeds_only = np.repeat((0.8 + a)[:, None], 40, axis=1)
+    out = stats.crossed_mean_interval(seeds_only, 0.1)
+    assert out["df"] == pytest.approx(5) and out["seed_share"] == pytest.approx(1.0)
+    assert (out["low"], out["high"]) == pytest.approx(stats.t_interval(0.8 + a, 0.1)[1:], rel=1e-10)
+    # every seed identical: the t interval of the examples' means, N - 1 degrees of freedom
+    examples_only = np.repeat((0.8 + b)[None, :], 6, axis=0)
+    out = stats.crossed_mean_interval(examples_only)
+    assert out["df"] == pytest.approx(39) and out["seed_share"] == pytest.approx(0.0)
+    assert (out["low"], out["high"]) == pytest.approx(stats.t_interval(0.8 + b)[1:], rel=1e-10)
+    stacked = stats.crossed_mean_interval(np.stack([seeds_only, examples_only]))
+    assert stacked["low"][1] == pytest.approx(out["low"])
+
+
+def test_hierarchical_interval_needs_three_seeds_and_variation():
     runs = pd.DataFrame(
         {
-            "run_id": ["r0", "r1"],
-            "variant": "a",
-            "seed": [0, 1],
+            "run_id": ["r0", "r1", "r2", "q0", "q1"],
+            "variant": ["a", "a", "a", "b", "b"],
+            "seed": [0, 1, 2, 0, 1],
             "data_fraction": 1.0,
             "status": "ok",
             "threshold": 0.5,
@@ -271,17 +307,18 @@ def test_hierarchical_bootstrap_perfect_classifier_has_no_width():
     labels = np.array([0, 1, 1, 0])
     preds = pd.DataFrame(
         {
-            "run_id": np.repeat(["r0", "r1"], 4),
-            "example_id": np.tile(np.arange(4), 2),
-            "label": np.tile(labels, 2),
+            "run_id": np.repeat(runs["run_id"], 4),
+            "example_id": np.tile(np.arange(4), 5),
+            "label": np.tile(labels, 5),
             "class_index": 1,
-            "score": np.tile(labels * 0.8 + 0.1, 2),
+            "score": np.tile(labels * 0.8 + 0.1, 5),  # every run right on every example
         }
     )
-    out = stats.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
-    assert out.loc[0, ["estimate", "low", "high"]].tolist() == [1.0, 1.0, 1.0]
+    out = stats.hierarchical_interval(preds, runs, metric="accuracy").set_index("variant")
+    assert out.loc["a", "method"] == "no variation" and out.loc["b", "method"] == "not enough seeds"
+    assert out["estimate"].tolist() == [1.0, 1.0] and out[["low", "high"]].isna().all().all()
     with pytest.raises(ValueError, match="choose from"):
-        stats.hierarchical_bootstrap(preds, runs, metric="auroc", n_boot=200)
+        stats.hierarchical_interval(preds, runs, metric="auroc")
 
 
 def test_simulate_tables_are_schema_valid_and_consistent(study):
@@ -331,7 +368,7 @@ def test_multiclass_predictions_are_decided_by_the_most_probable_class():
     meta, got_labels, predicted = stats.prediction_matrix(preds, runs)
     np.testing.assert_array_equal(got_labels, labels)
     np.testing.assert_array_equal(predicted, [[0, 1, 2, 0], [0, 0, 1, 2]])
-    out = stats.hierarchical_bootstrap(preds, runs, metric="accuracy", n_boot=200)
+    out = stats.hierarchical_interval(preds, runs, metric="accuracy")
     assert out.loc[0, "estimate"] == pytest.approx((3 / 4 + 2 / 4) / 2)
     with pytest.raises(ValueError, match="binary"):
-        stats.hierarchical_bootstrap(preds, runs, metric="recall", n_boot=200)
+        stats.hierarchical_interval(preds, runs, metric="recall")

@@ -7,7 +7,7 @@ module                    computes
 ``hypothesis_tests``      Holm, paired t-test, TOST, McNemar
 ``bca``                   the expanded BCa bootstrap (measured by the validation; not used by the report)
 ``contrasts``             paired contrasts against the reference; per-seed contrasts of design cells
-``hierarchical``          runs' decisions on the test set; bootstrap over seeds, then test examples
+``hierarchical``          runs' decisions on the test set; crossed seeds x examples interval
 ``bias``                  FPR / FNR / criterion / d' with intervals; per-seed McNemar tests
 ``mixed``                 mixed-effects models with likelihood-ratio tests
 ``latency``               ratios of (speed-adjusted) median latencies
@@ -26,7 +26,13 @@ from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
 from analysis.stats.curves import examples_to_target, fit_power_law, learning_curve, power_law_fits
-from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass, prediction_matrix
+from analysis.stats.hierarchical import (
+    crossed_mean_interval,
+    hierarchical_interval,
+    is_multiclass,
+    linearised_values,
+    prediction_matrix,
+)
 from analysis.stats.hypothesis_tests import holm, mcnemar, paired_t_test, tost_paired
 from analysis.stats.intervals import (
     MIN_SEEDS,
@@ -49,15 +55,17 @@ __all__ = [
     "bca_means",
     "bias_summary",
     "contrast_test",
+    "crossed_mean_interval",
     "examples_to_target",
     "expected_calibration_error",
     "fit_mixed",
     "fit_power_law",
-    "hierarchical_bootstrap",
+    "hierarchical_interval",
     "holm",
     "is_multiclass",
     "kernel_summaries",
     "latency_ratios",
+    "linearised_values",
     "learning_curve",
     "mcnemar",
     "mcnemar_tests",
