@@ -68,6 +68,8 @@ def contrast_findings(study: Study, results: dict, s: Settings) -> list[str]:
         r = pooled.iloc[0]
         cell = format_interval(r["diff"], r["low"], r["high"], percent=is_unit_metric(metric))
         verdict = _direction(r["low"], r["high"], f"higher than {ref}", f"lower than {ref}")
+        if r["method"] != "t":  # fewer than 3 seeds, or the same difference on every seed
+            verdict = f"not testable ({r['method']})"
         where = (
             "pooled over fractions" if pd.isna(r["data_fraction"]) else f"at fraction {r['data_fraction']:g}"
         )
@@ -92,6 +94,21 @@ def mixed_findings(study: Study, results: dict, s: Settings) -> list[str]:
         ]
         caveat = "" if fit.converged else " (the fit did not converge: do not rely on these tests)"
         lines.append(f"Mixed model of {fit.metric} (pp): likelihood-ratio tests {'; '.join(parts)}{caveat}.")
+        if fit.floors:
+            lines.append(
+                f"Fractions {', '.join(f'{x:g}' for x in fit.floors)} are at the floor (every run of "
+                f"{fit.metric} identical) and were left out of the mixed model."
+            )
+        if fit.sensitivity is not None:
+            off = fit.sensitivity.loc[~fit.sensitivity["agree"].astype(bool), "term"].tolist()
+            lines.append(
+                "The binomial sensitivity model (counts, logit scale) "
+                + (
+                    f"disagrees with the linear model on {', '.join(off)}."
+                    if off
+                    else "agrees with it on every term."
+                )
+            )
     warned = [f for f in fits if f.warnings]
     if warned:
         failed = [f.metric for f in fits if not f.converged]

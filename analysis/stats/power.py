@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import integrate, optimize, special, stats
 
 from analysis.design import ok_runs
 from analysis.stats.contrasts import paired_contrasts, paired_differences
@@ -67,9 +67,27 @@ def t_power(dz: float | np.ndarray, n: int | np.ndarray, alpha: float = 0.05) ->
     0.803
     """
     n = np.asarray(n, dtype=float)
-    df, nc = n - 1, np.sqrt(n) * np.asarray(dz, dtype=float)
+    df, nc = np.broadcast_arrays(n - 1, np.sqrt(n) * np.asarray(dz, dtype=float))
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return np.asarray(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    with np.errstate(invalid="ignore"):
+        upper = stats.nct.sf(crit, df, nc)
+        # the far tail: scipy's nct gives NaN where it is below ~1e-17, and it is below Phi(-|nc|)
+        lower = np.where(special.ndtr(-np.abs(nc)) < 1e-12, 0.0, stats.nct.cdf(-crit, df, nc))
+    out = upper + lower
+    bad = ~np.isfinite(out)
+    if bad.any():  # integrate over the chi-square of the SD where nct itself fails
+        out = np.where(bad, np.vectorize(_power_by_quadrature)(crit, df, nc), out)
+    return out
+
+
+def _power_by_quadrature(crit: float, df: float, nc: float) -> float:
+    """``P(|T| > crit)`` for noncentral t by integrating the normal over the chi-square of the SD."""
+
+    def integrand(v: float) -> float:
+        s = crit * np.sqrt(v / df)
+        return (special.ndtr(nc - s) + special.ndtr(-nc - s)) * stats.chi2.pdf(v, df)
+
+    return float(integrate.quad(integrand, 0.0, np.inf, limit=200)[0])
 
 
 def detectable_dz(n: int, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -32,7 +32,7 @@ def _rules_text(tests: pd.DataFrame, s: Settings) -> list[str]:
         "Design: factors a hypothesis does not vary are held at their base level (unpermuted, no "
         "location shift, random init); every contrast is taken within a seed and a data fraction and "
         "then averaged over the fractions, so each seed gives one paired value. "
-        f"Intervals: {s.level}, {INTERVAL_RULE} ({s.n_boot} resamples). Equivalence margin: +-{pp}.",
+        f"Intervals: {s.level}, {INTERVAL_RULE}. Equivalence margin: +-{pp}.",
         "Verdict rules. Directional claim: supported when the Holm-adjusted paired t-test p < "
         f"{s.alpha:g} and the estimate is on the claimed side; reversed when the {s.level} interval lies "
         f"entirely on the other side; contradicted when the {eq} interval lies within +-{pp} "
