@@ -291,6 +291,9 @@ def test_crossed_interval_known_answers():
     assert (out["low"], out["high"]) == pytest.approx(stats.t_interval(0.8 + b)[1:], rel=1e-10)
     stacked = stats.crossed_mean_interval(np.stack([seeds_only, examples_only]))
     assert stacked["low"][1] == pytest.approx(out["low"])
+    # below 5 seeds the seed term's n - 1 degrees of freedom are used, whatever dominates
+    few = stats.crossed_mean_interval(examples_only[:4])
+    assert few["df"] == 3 and few["se"] == pytest.approx(np.std(0.8 + b, ddof=1) / np.sqrt(40))
 
 
 def test_hierarchical_interval_needs_three_seeds_and_variation():

@@ -10,8 +10,11 @@ variance has three parts (Owen 2007, "The pigeonhole bootstrap"):
 
 estimated without bias from the two-way ANOVA mean squares of that array, ``(MS_seed + MS_example -
 MS_residual) / (n N)``. :func:`hierarchical_interval` studentises with it: the interval is the estimate
-+- ``t_df`` standard errors, ``df`` by Satterthwaite. When seeds dominate, this is the paired-design t
-interval with ``n - 1`` degrees of freedom; when test examples dominate, a normal interval.
++- ``t_df`` standard errors, ``df`` by Satterthwaite from :data:`SATTERTHWAITE_FROM` seeds on. When seeds
+dominate, this is the t interval over seeds with ``n - 1`` degrees of freedom; when test examples
+dominate, a normal interval. Below 5 seeds the estimated df is itself too noisy (the interval covered
+92.7 % at 3 seeds when seeds dominate), so the seed term's ``n - 1`` degrees of freedom are used for
+the whole variance: conservative (95.5-100 % at 3-4 seeds, up to 1.9 times wider when examples dominate).
 
 Why not the two-level percentile bootstrap used before issue 15: resampling seeds and then examples
 under-covers at few seeds (the plug-in seed variance shrinks by (n-1)/n and normal quantiles replace
@@ -57,6 +60,7 @@ HIERARCHICAL_COLUMNS = [
     "method",
 ]
 CROSSED_METHOD = "crossed t"
+SATTERTHWAITE_FROM = 5  # seeds from which the Satterthwaite df is used; below, the seed term's n - 1
 
 
 def is_multiclass(predictions: pd.DataFrame) -> bool:
@@ -126,7 +130,8 @@ def crossed_mean_interval(values: np.ndarray, alpha: float = 0.05) -> dict[str, 
     Returns
     -------
     dict of ndarray
-        ``estimate`` (grand mean), ``se``, ``df`` (Satterthwaite), ``low``, ``high`` and ``seed_share``
+        ``estimate`` (grand mean), ``se``, ``df`` (Satterthwaite from :data:`SATTERTHWAITE_FROM` seeds,
+        ``n - 1`` below), ``low``, ``high`` and ``seed_share``
         (share of the variance from the seed term). The variance is ``(MS_seed + MS_example -
         MS_residual) / (n N)`` with each component's estimate floored at 0 (a negative variance
         component is taken as 0, which makes the interval slightly conservative); bounds are NaN below
@@ -159,7 +164,7 @@ def crossed_mean_interval(values: np.ndarray, alpha: float = 0.05) -> dict[str, 
             + (c_example * ms_example) ** 2 / (big_n - 1)
             + (c_resid * ms_resid) ** 2 / ((n - 1) * (big_n - 1))
         )
-        df = total**2 / df_den
+        df = total**2 / df_den if n >= SATTERTHWAITE_FROM else np.full(np.shape(total), n - 1.0)
         seed_share = c_seed * (ms_seed - ms_resid) / total
     se = np.sqrt(var)
     usable = (n >= MIN_SEEDS) & (se > DEGENERATE_TOL * np.maximum(1.0, np.abs(grand)))

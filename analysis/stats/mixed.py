@@ -30,8 +30,10 @@ from analysis.design import ok_runs
 from analysis.stats.bounded import agreement, fit_binomial_gee, joint_wald_p, run_counts
 from analysis.stats.intervals import DEGENERATE_TOL
 
-# bfgs first: on these designs lbfgs can hit a singular matrix or an infinite likelihood at zero seed variance
+# seed intercept only: bfgs first (lbfgs can hit a singular matrix or an infinite likelihood at zero seed
+# variance); with the seed x variant component lbfgs first (bfgs stops short of convergence on most studies)
 OPTIMIZERS = ("bfgs", "lbfgs", "powell", "nm")
+OPTIMIZERS_VC = ("lbfgs", "bfgs", "powell", "nm")
 SINGULAR_TOL = 1e-3  # a variance component below this share of the residual one is zero (fits stop near it)
 SEED_VARIANT = {"seed_variant": "0 + C(variant)"}  # one random intercept per seed x variant, within seed
 
@@ -89,7 +91,7 @@ def _fit(formula: str, data: pd.DataFrame, *, reml: bool, notes: list[str], labe
     log-likelihood at a zero seed variance while claiming convergence).
     """
     result, method_used, failures = None, "", []
-    for method in OPTIMIZERS:
+    for method in OPTIMIZERS_VC if vc else OPTIMIZERS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -148,7 +150,9 @@ def floor_fractions(data: pd.DataFrame, column: str = "metric_pp") -> list[float
     return floors
 
 
-def _model_data(runs: pd.DataFrame, metric: str, reference: str) -> tuple[pd.DataFrame, list[float]]:
+def _model_data(
+    runs: pd.DataFrame, metric: str, reference: str, exclude_floors: bool = True
+) -> tuple[pd.DataFrame, list[float]]:
     """The ok runs as the model sees them (metric in percentage points, variant, log2 fraction, seed,
     counts where the runs have them), without the fractions at the floor; and those fractions."""
     data = ok_runs(runs, [metric]).dropna(subset=[metric])
@@ -172,7 +176,7 @@ def _model_data(runs: pd.DataFrame, metric: str, reference: str) -> tuple[pd.Dat
     if counts is not None:
         frame["trials"] = counts[1]
         frame["proportion"] = counts[0] / counts[1]
-    floors = floor_fractions(frame)
+    floors = floor_fractions(frame) if exclude_floors else []
     frame = frame[~frame["data_fraction"].isin(floors)].reset_index(drop=True)
     if frame.empty:
         raise ValueError(
@@ -266,6 +270,7 @@ def fit_mixed(
     lrt: bool = True,
     seed_variant: bool = True,
     sensitivity: bool = True,
+    exclude_floors: bool = True,
 ) -> MixedResult:
     """Fit ``metric_pp ~ C(variant, Treatment(ref)) * log2(data_fraction) + (1|seed) + (1|seed:variant)``.
 
@@ -286,6 +291,8 @@ def fit_mixed(
         issue 15; kept for the validation's comparison).
     sensitivity : bool
         Also fit the binomial model on the runs' counts (when the metric has counts).
+    exclude_floors : bool
+        Leave out fractions at the floor (False: keep them, as before issue 15; for the validation).
 
     Returns
     -------
@@ -297,7 +304,7 @@ def fit_mixed(
         If the reference is not a variant, there is a single variant, fewer than two seeds, or every
         fraction is at the floor.
     """
-    data, floors = _model_data(runs, metric, reference)
+    data, floors = _model_data(runs, metric, reference, exclude_floors)
     notes: list[str] = [
         f"fraction {f:g} left out: every run has the same {metric} ({data_value:.4g} %), a floor with "
         "no variation to model"
