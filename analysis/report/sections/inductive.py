@@ -89,6 +89,12 @@ def _tables(section: Section, tests: pd.DataFrame, hyp: pd.DataFrame, s: Setting
         }
     )
     note = "p (Holm): Holm-adjusted across the family (rows with a p)."
+    untested = tests[tests["method"] != "t"]
+    if len(untested):
+        note += (
+            f" Not testable: {len(untested)} row(s) with fewer than 3 seeds or the same value on every seed "
+            "(no interval, no p; not resolved at this seed count)."
+        )
     section.tables.append(
         Table("inductive_tests", "Every paired test of the inductive-bias section", tests, t_disp, note=note)
     )
