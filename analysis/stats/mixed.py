@@ -156,6 +156,9 @@ def _model_data(
     """The ok runs as the model sees them (metric in percentage points, variant, log2 fraction, seed,
     counts where the runs have them), without the fractions at the floor; and those fractions."""
     data = ok_runs(runs, [metric]).dropna(subset=[metric])
+    # a fixed row order: the optimiser's path (and whether lbfgs converges) depends on it
+    keys = [c for c in ("seed", "variant", "data_fraction", "run_id") if c in data]
+    data = data.sort_values(keys, kind="stable")
     variants = sorted(data["variant"].unique())
     if reference not in variants:
         raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {variants}")
