@@ -375,3 +375,25 @@ def test_multiclass_predictions_are_decided_by_the_most_probable_class():
     assert out.loc[0, "estimate"] == pytest.approx((3 / 4 + 2 / 4) / 2)
     with pytest.raises(ValueError, match="binary"):
         stats.hierarchical_interval(preds, runs, metric="recall")
+
+
+def test_a_cell_whose_runs_all_diverged_keeps_its_row_with_0_seeds():
+    """Issue 13 item 6: a cell left with 0 seeds says "not enough seeds" instead of vanishing."""
+    runs = pd.DataFrame(
+        {
+            "variant": np.repeat(["a", "b", "c"], 3),
+            "data_fraction": 1.0,
+            "seed": np.tile([0, 1, 2], 3),
+            "accuracy": [0.7, 0.8, 0.9, 0.6, 0.7, 0.9, 0.1, 0.1, 0.1],
+            "status": ["ok"] * 6 + ["diverged"] * 3,
+        }
+    )
+    summary = stats.seed_summary(runs, "accuracy").set_index("variant")
+    assert summary.index.tolist() == ["a", "b", "c"]
+    assert summary.loc["c", "n_seeds"] == 0 and summary.loc["c", "method"] == "not enough seeds"
+    assert np.isnan(summary.loc["c", ["mean", "low", "high"]].astype(float)).all()
+    assert summary.loc["a", "mean"] == pytest.approx(0.8) and summary.loc["a", "method"] == "t"
+    pc = stats.paired_contrasts(runs, "accuracy", reference="a").set_index("variant")
+    assert pc.loc["b", "diff"] == pytest.approx(-0.2 / 3) and pc.loc["b", "method"] == "t"
+    assert pc.loc["c", "n_seeds"] == 0 and pc.loc["c", "method"] == "not enough seeds"
+    assert np.isnan(pc.loc["c", ["low", "high", "p_value", "p_holm"]].astype(float)).all()

@@ -43,9 +43,20 @@ TEST_KINDS = ("difference", "equivalence", "estimate")
 
 
 def paired_differences(
-    ok: pd.DataFrame, metric: str, reference: str
+    ok: pd.DataFrame, metric: str, reference: str, *, cells: pd.DataFrame | None = None
 ) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Per-seed differences ``variant - reference`` of every variant, per fraction and pooled over them.
+
+    Parameters
+    ----------
+    ok : DataFrame
+        The ok runs.
+    metric, reference : str
+        The runs column and the reference variant.
+    cells : DataFrame, optional
+        ``variant, data_fraction`` of every cell of the design (e.g. of all runs, failed and diverged
+        ones included): a cell whose runs all failed then still gets its row, with no seed (all NaN),
+        instead of silently having none. It is not part of the row pooled over fractions.
 
     Returns
     -------
@@ -55,13 +66,22 @@ def paired_differences(
         a seed lacks either side) and the seed of each column.
     """
     wide = ok.pivot_table(index="seed", columns=["variant", "data_fraction"], values=metric, aggfunc="mean")
-    variants = [v for v in sorted(wide.columns.get_level_values(0).unique()) if v != reference]
-    fractions = sorted(wide.columns.get_level_values(1).unique())
+    design = set(wide.columns)
+    if cells is not None:
+        design |= set(zip(cells["variant"], cells["data_fraction"].astype(float), strict=True))
+    variants = [v for v in sorted({v for v, _ in design}) if v != reference]
+    fractions = sorted({f for _, f in design})
     keys, diffs = [], []
     for v in variants:
         per_fraction = []
         for f in fractions:
-            if (v, f) not in wide.columns or (reference, f) not in wide.columns:
+            if (v, f) not in design or (reference, f) not in design:
+                continue
+            if (v, f) not in wide.columns or (reference, f) not in wide.columns:  # no ok run on a side
+                keys.append(
+                    {"metric": metric, "variant": v, "reference": reference, "data_fraction": float(f)}
+                )
+                diffs.append(np.full(len(wide.index), np.nan))
                 continue
             d = (wide[(v, f)] - wide[(reference, f)]).to_numpy(dtype=float)
             keys.append({"metric": metric, "variant": v, "reference": reference, "data_fraction": float(f)})
@@ -108,7 +128,8 @@ def paired_contrasts(
         Columns ``metric, variant, reference, data_fraction, n_seeds, diff, low, high, p_value, p_holm,
         dz, prob_superior, method``; ``data_fraction`` is NaN for the row pooled over fractions;
         ``method`` is ``"t"``, ``"not enough seeds"`` (fewer than 3) or ``"no variation"`` (every seed
-        gives the same difference: not testable), the last two with NaN bounds and p-values.
+        gives the same difference: not testable), the last two with NaN bounds and p-values. A cell of
+        ``runs`` with no ok run (all failed or diverged) still gets its row: 0 seeds, not enough seeds.
 
     Raises
     ------
@@ -122,7 +143,8 @@ def paired_contrasts(
         raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {found}")
     rows = []
     for metric in metrics:
-        keys, diffs, _ = paired_differences(ok, metric, reference)
+        cells = runs[["variant", "data_fraction"]].drop_duplicates()
+        keys, diffs, _ = paired_differences(ok, metric, reference, cells=cells)
         if not keys:
             continue
         scale = float(np.nanmax(np.abs(ok[metric].to_numpy(dtype=float)), initial=0.0))

@@ -222,8 +222,9 @@ def seed_summary(
     Returns
     -------
     DataFrame
-        Columns ``*by, metric, n_seeds, mean, low, high, method``; one row per group of ok runs, in the
-        order of the sorted group keys (the rows' order in ``runs`` never matters).
+        Columns ``*by, metric, n_seeds, mean, low, high, method``; one row per group of ``runs``, in
+        the order of the sorted group keys (the rows' order in ``runs`` never matters). A group with no ok
+        run (every run failed or diverged) gets 0 seeds and "not enough seeds", never a missing row.
 
     Examples
     --------
@@ -241,4 +242,20 @@ def seed_summary(
         x = group[metric].to_numpy(dtype=float)
         interval = seed_intervals(x[~np.isnan(x)], alpha, scale=scale).iloc[0]
         rows.append({**dict(zip(by, key, strict=True)), "metric": metric, **interval.to_dict()})
-    return pd.DataFrame(rows, columns=[*by, "metric", *INTERVAL_COLUMNS])
+    out = pd.DataFrame(rows, columns=[*by, "metric", *INTERVAL_COLUMNS])
+    return _with_empty_groups(out, runs, list(by), metric)
+
+
+def _with_empty_groups(out: pd.DataFrame, runs: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
+    """``out`` plus a "not enough seeds" row (0 seeds) for every group of ``runs`` it lacks (a group
+    whose runs all failed or diverged), sorted by the group keys."""
+    cells = runs[by].drop_duplicates()
+    missing = cells.merge(out[by], on=by, how="left", indicator=True)
+    missing = missing.loc[missing["_merge"] == "left_only", by]
+    if missing.empty:
+        return out
+    empty = seed_intervals(np.empty(0), scale=1.0).iloc[0].to_dict()
+    extra = missing.assign(metric=metric, **empty)[out.columns]
+    both = pd.concat([out, extra], ignore_index=True)
+    both["n_seeds"] = both["n_seeds"].astype(int)
+    return both.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
