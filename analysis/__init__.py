@@ -23,7 +23,7 @@ from analysis.simulation import (
     simulate_study,
 )
 from analysis.stats import (
-    MIN_BCA_SEEDS,
+    MIN_SEEDS,
     MixedResult,
     bca_means,
     bias_summary,
@@ -37,7 +37,7 @@ from analysis.stats import (
     expected_calibration_error,
     fit_mixed,
     fit_power_law,
-    hierarchical_bootstrap,
+    hierarchical_interval,
     holm,
     kernel_summaries,
     latency_ratios,
@@ -58,6 +58,7 @@ from analysis.stats import (
     seed_summary,
     t_band,
     t_interval,
+    t_procedure,
     tost_paired,
 )
 from analysis.verdicts import (
@@ -69,7 +70,7 @@ from analysis.verdicts import (
 )
 
 __all__ = [
-    "MIN_BCA_SEEDS",
+    "MIN_SEEDS",
     "VERDICTS",
     "LoadError",
     "MixedResult",
@@ -92,7 +93,7 @@ __all__ = [
     "fit_mixed",
     "fit_power_law",
     "has_inductive_design",
-    "hierarchical_bootstrap",
+    "hierarchical_interval",
     "holm",
     "kernel_summaries",
     "latency_ratios",
@@ -121,5 +122,6 @@ __all__ = [
     "simulate_study",
     "t_band",
     "t_interval",
+    "t_procedure",
     "tost_paired",
 ]

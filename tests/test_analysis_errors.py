@@ -22,6 +22,8 @@ from analysis.stats.errors import (
 LABELS = [0, 0, 1, 1, 2, 2]
 # two runs of variant "a" (seeds 0 and 1); the hand-computed answers below follow from these decisions
 DECISIONS = {"A": [0, 1, 1, 1, 2, 0], "B": [0, 0, 2, 2, 1, 2]}
+# a third seed (run E, seed 2), for the intervals: the t procedure needs three seeds
+THIRD = {"E": [0, 0, 1, 2, 2, 2]}
 
 
 def _predictions(decisions: dict[str, list[int]], labels=LABELS, k: int = 3) -> pd.DataFrame:
@@ -68,40 +70,49 @@ def test_ties_go_to_the_lowest_class_and_row_order_does_not_matter():
 
 
 def test_per_class_recall_is_the_t_interval_of_the_hand_computed_recalls():
-    out = per_class_recall(_predictions(DECISIONS), _runs(), n_boot=200)
-    # run A recalls [0.5, 1, 0.5], run B [1, 0, 0.5]; two seeds: a t interval with 1 degree of freedom
-    for cls, (x, y) in enumerate([(0.5, 1.0), (1.0, 0.0), (0.5, 0.5)]):
+    out = per_class_recall(_predictions(DECISIONS | THIRD), _runs(("A", "B", "E"), ("a",) * 3, (0, 1, 2)))
+    # run A recalls [0.5, 1, 0.5], run B [1, 0, 0.5], run E [1, 0.5, 1]: t with 2 df
+    for cls, values in enumerate([(0.5, 1.0, 1.0), (1.0, 0.0, 0.5), (0.5, 0.5, 1.0)]):
         row = out[out["class_index"] == cls].iloc[0]
-        half = stats.t.ppf(0.975, 1) * np.std([x, y], ddof=1) / np.sqrt(2)
-        assert row["mean"] == pytest.approx((x + y) / 2)
-        assert row["low"] == pytest.approx((x + y) / 2 - half)
-        assert row["high"] == pytest.approx((x + y) / 2 + half)
-        assert row["n_seeds"] == 2 and row["method"] == "t"
+        half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+        assert row["mean"] == pytest.approx(np.mean(values))
+        assert row["low"] == pytest.approx(np.mean(values) - half)
+        assert row["high"] == pytest.approx(np.mean(values) + half)
+        assert row["n_seeds"] == 3
+
+
+def test_per_class_recall_with_two_seeds_has_no_interval():
+    out = per_class_recall(_predictions(DECISIONS), _runs())
+    assert out["mean"].tolist() == pytest.approx([0.75, 0.5, 0.5])
+    assert out["low"].isna().all() and out["high"].isna().all() and set(out["n_seeds"]) == {2}
 
 
 def test_most_confused_pairs_and_their_rates_match_the_hand_count():
-    out = confused_pairs(_predictions(DECISIONS), _runs(), top=2, n_boot=200)
-    # pooled pair rates: {1,2} 3/8, {0,1} 1/8, {0,2} 1/8 (tie broken by class order)
+    out = confused_pairs(
+        _predictions(DECISIONS | THIRD), _runs(("A", "B", "E"), ("a",) * 3, (0, 1, 2)), top=2
+    )
+    # pooled pair counts: {1,2} 0 + 3 + 1 of 12, {0,1} 1 of 12, {0,2} 1 of 12 (tie broken by class order)
     assert out[["class_a", "class_b"]].values.tolist() == [[1, 2], [0, 1]]
     first = out.iloc[0]
-    assert first["mean"] == pytest.approx(0.375)  # run A 0, run B 3/4
-    assert first["rate_ab"] == pytest.approx(0.5)  # class 1 given class 2: 2 of 4
-    assert first["rate_ba"] == pytest.approx(0.25)  # class 2 given class 1: 1 of 4
-    half = stats.t.ppf(0.975, 1) * np.std([0.0, 0.75], ddof=1) / np.sqrt(2)
-    assert first["high"] == pytest.approx(0.375 + half)
-    assert out.iloc[1]["mean"] == pytest.approx(0.125)
+    assert first["mean"] == pytest.approx(1 / 3)  # run A 0, run B 3/4, run E 1/4
+    assert first["rate_ab"] == pytest.approx(0.5)  # class 1 decided as class 2: 3 of 6
+    assert first["rate_ba"] == pytest.approx(1 / 6)  # class 2 decided as class 1: 1 of 6
+    half = stats.t.ppf(0.975, 2) * np.std([0.0, 0.75, 0.25], ddof=1) / np.sqrt(3)
+    assert first["high"] == pytest.approx(1 / 3 + half)
+    assert out.iloc[1]["mean"] == pytest.approx(0.25 / 3)
 
 
 def test_pair_contrast_between_variants_matches_the_hand_computed_difference():
-    # variant b on the same two seeds makes no error at all: every pair rate drops to 0
-    perfect = {"C": LABELS, "D": LABELS}
-    preds = _predictions(DECISIONS | perfect)
-    runs = _runs(("A", "B", "C", "D"), ("a", "a", "b", "b"), (0, 1, 0, 1)).assign(model="lenet")
-    out = confused_pair_contrasts(preds, runs, top=1, reference="a", n_boot=200)
+    # variant b on the same three seeds makes no error at all: every pair rate drops to 0
+    perfect = {"C": LABELS, "D": LABELS, "F": LABELS}
+    preds = _predictions(DECISIONS | THIRD | perfect)
+    ids, variants = ("A", "B", "E", "C", "D", "F"), ("a",) * 3 + ("b",) * 3
+    runs = _runs(ids, variants, (0, 1, 2) * 2).assign(model="lenet")
+    out = confused_pair_contrasts(preds, runs, top=1, reference="a")
     row = out.iloc[0]
     assert (row["class_a"], row["class_b"], row["variant"]) == (1, 2, "b")
-    assert row["diff"] == pytest.approx(-0.375)  # differences per seed: 0 - 0 and 0 - 0.75
-    assert row["p_value"] == pytest.approx(stats.ttest_1samp([0.0, -0.75], 0.0).pvalue)
+    assert row["diff"] == pytest.approx(-1 / 3)  # differences per seed: 0 - 0, 0 - 0.75, 0 - 0.25
+    assert row["p_value"] == pytest.approx(stats.ttest_1samp([0.0, -0.75, -0.25], 0.0).pvalue)
 
 
 def test_example_difficulty_counts_the_runs_that_are_wrong():

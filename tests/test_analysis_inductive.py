@@ -193,12 +193,22 @@ def test_row_verdict_rules():
     assert hypotheses.row_verdict({**base, "p_holm": np.nan}, 0.05, 0.02) == rules.UNRESOLVED
 
 
-def test_equal_seeds_give_equal_tests():
+def test_the_tests_are_t_procedures_so_the_seed_changes_nothing():
     runs = simulate_inductive_study(**{**SMALL, "seeds": 12})["runs"]
     first, _, _ = hypotheses.evaluate_hypotheses(runs, n_boot=300, seed=4)
-    again, _, _ = hypotheses.evaluate_hypotheses(runs, n_boot=300, seed=4)
+    again, _, _ = hypotheses.evaluate_hypotheses(runs, n_boot=200, seed=5)
     pd.testing.assert_frame_equal(first, again)
-    assert (first["method"] == "bca").all()
+    assert (first["method"] == "t").all()
+
+
+@pytest.mark.parametrize("kind", ["difference", "equivalence"])
+def test_identical_per_seed_contrasts_are_not_testable_and_never_supported(kind):
+    """Every seed at the same ceiling: no p = 0, no zero-width interval, no 'supported'."""
+    row = contrast_test(pd.Series([0.0, 0.0, 0.0, 0.0]), kind, margin=0.02)
+    assert row["method"] == "no variation" and np.isnan(row["p_value"])
+    assert np.isnan([row["low"], row["high"], row["low_eq"], row["high_eq"]]).all()
+    verdict = hypotheses.row_verdict({**row, "kind": kind, "direction": 0, "p_holm": np.nan}, 0.05, 0.02)
+    assert verdict == rules.UNRESOLVED
 
 
 # ------------------------------------------------------------------ reliability diagrams

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,7 +117,7 @@ def test_report_md_has_summary_first_then_sections_then_provenance(built):
         "Paired contrasts",
         "Mixed-effects models",
         "Decision bias",
-        "hierarchical bootstrap",
+        "seeds and test examples",
         "Learning curves",
         "CPU latency",
         "Statistical power",
@@ -124,7 +125,14 @@ def test_report_md_has_summary_first_then_sections_then_provenance(built):
     ):
         assert any(title in h for h in headings), title
     provenance = md[md.index("## Provenance") :]
-    for fact in ("git commit", "spec.yaml", "Seeds (5): 0, 1, 2, 3, 4", "Resamples: 200", "Holm", "BCa"):
+    for fact in (
+        "git commit",
+        "spec.yaml",
+        "Seeds (5): 0, 1, 2, 3, 4",
+        "Resamples: 200",
+        "Holm",
+        "Student t",
+    ):
         assert fact in provenance, fact
     assert "![" in md and "figures/contrasts.png" in md
 
@@ -139,9 +147,13 @@ def test_same_seed_gives_byte_identical_tables(study_dir, built, tmp_path):
             assert path.read_bytes() == (again / "tables" / path.name).read_bytes(), path.name
     other = tmp_path / "other"
     assert report.main(["--results", str(study_dir), "--out", str(other), "--seed", "1", *md_only]) == 0
-    # at 5 seeds the seed summaries use t-intervals; the hierarchical bootstrap is random
-    a = pd.read_csv(built / "tables" / "hierarchical.csv")
-    b = pd.read_csv(other / "tables" / "hierarchical.csv")
+    # the t procedure of contrasts and summaries draws nothing; the latency bootstrap is random
+    for name in ("contrasts", "metrics", "hierarchical"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(built / "tables" / f"{name}.csv"), pd.read_csv(other / "tables" / f"{name}.csv")
+        )
+    a = pd.read_csv(built / "tables" / "latency.csv")
+    b = pd.read_csv(other / "tables" / "latency.csv")
     assert not a[["low", "high"]].equals(b[["low", "high"]])
 
 
@@ -275,3 +287,39 @@ def test_study_name_reads_results_and_writes_reports_by_default(study_dir, tmp_p
     md = (tmp_path / "reports" / "mini" / "report.md").read_text()
     assert md.startswith("# DownScaleXR report: study mini")
     assert report.main(["--study", "absent", "--quiet"]) == 2  # results/absent does not exist
+
+
+def _diverge(runs: pd.DataFrame, keep: dict[tuple[str, float], int]) -> pd.DataFrame:
+    """Mark runs diverged (metrics of a diverged run are missing) so each cell keeps ``keep`` seeds."""
+    runs = runs.copy()
+    for (variant, fraction), n in keep.items():
+        cell = (runs["variant"] == variant) & (runs["data_fraction"] == fraction) & (runs["seed"] >= n)
+        runs.loc[cell, "status"] = "diverged"
+    return runs
+
+
+@pytest.mark.slow
+def test_cells_left_with_0_1_2_seeds_by_diverged_runs_say_not_enough_seeds(tmp_path):
+    """Issue 13 item 6: the report crashed (IndexError in bca_means) when diverged runs left 2 seeds."""
+    tables = simulate_study(**{**PLANTED, "seeds": 10, "latency_repeats": 2})
+    keep = {("maxpool", 0.1): 0, ("maxpool", 0.3): 1, ("strided", 0.1): 2}
+    tables["runs"] = _diverge(tables["runs"], keep)
+    root = write_study(tmp_path / "diverged", tables)
+    out = tmp_path / "out"
+    assert report.main(["--results", str(root), "--out", str(out), "--format", "md", *FAST]) == 0
+    pc = pd.read_csv(out / "tables" / "contrasts.csv")
+    acc = pc[pc["metric"] == "accuracy"].set_index(["variant", "data_fraction"])
+    for (variant, fraction), n in keep.items():  # 0 seeds: every run of the cell diverged, the row stays
+        row = acc.loc[(variant, fraction)]
+        assert row["method"] == "not enough seeds" and row["n_seeds"] == n
+        assert np.isnan(row[["low", "high", "p_value", "p_holm"]].astype(float)).all()
+    assert (acc.loc[("maxpool", 1.0), "method"], acc.loc[("maxpool", 1.0), "n_seeds"]) == ("t", 10)
+    metrics = pd.read_csv(out / "tables" / "metrics.csv").set_index(["variant", "data_fraction", "metric"])
+    for (variant, fraction), n in keep.items():
+        level = metrics.loc[(variant, fraction, "accuracy")]
+        assert level["method"] == "not enough seeds" and level["n_seeds"] == n and np.isnan(level["low"])
+    md = (out / "report.md").read_text()
+    assert "not enough seeds" in md and "Not testable" in md
+    claims = pd.read_csv(out / "tables" / "claims.csv").set_index("claim")
+    like = claims.loc["strided convolution behaves like max pooling under limited data"]
+    assert like["verdict"] == "not resolved at this seed count" and "no ok run of maxpool" in like["detail"]

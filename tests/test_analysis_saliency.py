@@ -16,22 +16,22 @@ from analysis.stats.saliency import mean_maps, saliency_contrasts, saliency_outc
 def _hand_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame(
         {
-            "run_id": ["a0", "a1", "b0", "b1"],
+            "run_id": ["a0", "a1", "a2", "b0", "b1", "b2"],
             "status": "ok",
             "model": "lenet",
-            "variant": ["avgpool", "avgpool", "maxpool", "maxpool"],
-            "seed": [0, 1, 0, 1],
+            "variant": ["avgpool"] * 3 + ["maxpool"] * 3,
+            "seed": [0, 1, 2] * 2,
             "data_fraction": 1.0,
         }
     )
     saliency = pd.DataFrame(
         {
             "run_id": np.repeat(runs["run_id"], 2),
-            "example_id": [0, 1] * 4,
+            "example_id": [0, 1] * 6,
             # image 1 of run a0 has no localisation (an empty mask): left out of its mean
-            "localisation": [0.6, np.nan, 0.5, 0.7, 0.8, 0.6, 0.9, 0.5],
-            "mask_fraction": [0.1, 0.2] * 4,
-            "deletion_area": [0.2, 0.4, 0.3, 0.3, 0.1, 0.3, 0.2, 0.2],
+            "localisation": [0.6, np.nan, 0.5, 0.7, 0.4, 0.6, 0.8, 0.6, 0.9, 0.5, 0.9, 0.7],
+            "mask_fraction": [0.1, 0.2] * 6,
+            "deletion_area": [0.2, 0.4, 0.3, 0.3, 0.5, 0.3, 0.1, 0.3, 0.2, 0.2, 0.1, 0.2],
         }
     )
     return runs, saliency
@@ -49,22 +49,33 @@ def test_outcomes_per_run_are_the_hand_computed_means():
 
 def test_summary_and_contrast_are_the_hand_computed_t_intervals():
     runs, saliency = _hand_tables()
-    summary = saliency_summary(saliency, runs, n_boot=200).set_index(["variant", "outcome"])
-    loc = np.array([0.6, 0.6])  # run means of avgpool: seed 0 0.6, seed 1 0.6
+    summary = saliency_summary(saliency, runs).set_index(["variant", "outcome"])
+    loc = np.array([0.6, 0.6, 0.5])  # run means of avgpool: seeds 0, 1, 2
     assert summary.loc[("avgpool", "localisation"), "mean"] == pytest.approx(loc.mean())
-    maxpool = np.array([0.7, 0.7])
-    assert summary.loc[("maxpool", "localisation"), "high"] == pytest.approx(0.7)  # zero spread
-    pc = saliency_contrasts(saliency, runs, reference="avgpool", n_boot=200)
+    maxpool = np.array([0.7, 0.7, 0.8])
+    half = stats.t.ppf(0.975, 2) * maxpool.std(ddof=1) / np.sqrt(3)
+    assert summary.loc[("maxpool", "localisation"), "high"] == pytest.approx(maxpool.mean() + half)
+    pc = saliency_contrasts(saliency, runs, reference="avgpool")
     deletion = pc[pc["outcome"] == "deletion_area"].iloc[0]
-    d = np.array([0.2 - 0.3, 0.2 - 0.3])  # maxpool - avgpool per seed
+    d = np.array([0.2 - 0.3, 0.2 - 0.3, 0.15 - 0.4])  # maxpool - avgpool per seed
     assert deletion["diff"] == pytest.approx(d.mean())
+    assert deletion["p_value"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
     loc_row = pc[pc["outcome"] == "localisation"].iloc[0]
     assert loc_row["diff"] == pytest.approx((maxpool - loc).mean())
     assert "localisation_gain" not in set(pc["outcome"])  # same images, same masks: equal to localisation
     gain = summary.loc[("avgpool", "localisation_gain")]
-    per_seed = np.array([0.6 - 0.1, ((0.5 - 0.1) + (0.7 - 0.2)) / 2])
-    half = stats.t.ppf(0.975, 1) * per_seed.std(ddof=1) / np.sqrt(2)
+    per_seed = np.array([0.6 - 0.1, ((0.5 - 0.1) + (0.7 - 0.2)) / 2, ((0.4 - 0.1) + (0.6 - 0.2)) / 2])
+    half = stats.t.ppf(0.975, 2) * per_seed.std(ddof=1) / np.sqrt(3)
     assert (gain["low"], gain["high"]) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half))
+
+
+def test_two_seeds_or_no_spread_give_no_interval():
+    runs, saliency = _hand_tables()
+    two = runs[runs["seed"] < 2]
+    summary = saliency_summary(saliency[saliency["run_id"].isin(two["run_id"])], two)
+    assert summary["low"].isna().all() and summary["high"].isna().all()
+    pc = saliency_contrasts(saliency[saliency["run_id"].isin(two["run_id"])], two, reference="avgpool")
+    assert pc["p_value"].isna().all()  # two seeds: not enough for the t procedure
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from analysis.simulation import simulate_study
-from analysis.stats import bias, hypothesis_tests, mixed
+from analysis.simulation.scenarios import runs_from_accuracy, scenario
+from analysis.stats import bias, bounded, hypothesis_tests, mixed
 
 
 def test_mcnemar_known_answers():
@@ -112,6 +113,27 @@ def test_mixed_recovers_planted_effects_and_seed_variance(planted):
     assert result.converged and result.n_seeds == 30
 
 
+def test_mixed_fit_does_not_depend_on_the_row_order():
+    """On this study lbfgs fails for one row order and not another (then bfgs gives other bounds): the
+    model sorts its rows before fitting, so shuffled runs give the identical fit (issue 15 item 3)."""
+    study = simulate_study(
+        seeds=10,
+        fractions=(0.25, 0.5, 1.0),
+        n_test=100,
+        effects={"maxpool": -0.03},
+        fpr_shift={"maxpool": 0.04},
+        latency_repeats=4,
+        latency_drift=0.1,
+        seed=31,
+    )
+    runs = study["runs"][study["runs"]["variant"].isin(["avgpool", "strided"])]
+    shuffled = runs.iloc[np.random.default_rng(5).permutation(len(runs))].reset_index(drop=True)
+    kw = {"reference": "avgpool", "lrt": False, "sensitivity": False}
+    a, b = (mixed.fit_mixed(r, "accuracy", **kw) for r in (runs, shuffled))
+    pd.testing.assert_frame_equal(a.coefficients, b.coefficients)
+    assert a.warnings == b.warnings
+
+
 def test_mixed_reports_a_singular_fit():
     # every seed's deviations from the cell means sum to zero, so all seed means agree: seed variance 0
     rng = np.random.default_rng(0)
@@ -144,3 +166,77 @@ def test_mixed_one_fraction_and_bad_reference():
     assert any("one data fraction" in w for w in result.warnings)
     with pytest.raises(ValueError, match="choose from"):
         mixed.fit_mixed(runs, "accuracy", reference="avg")
+
+
+def _scenario_runs(name: str, seeds: int, seed: int, **changes) -> tuple[pd.DataFrame, object]:
+    sc = scenario(name).with_(curve="linear", **changes)
+    acc = sc.simulate(1, seeds, np.random.default_rng(seed))[0]
+    return runs_from_accuracy(acc, sc.n_test), sc
+
+
+def test_mixed_recovers_a_planted_seed_by_variant_variance():
+    """Averaged over 4 simulated studies of 40 seeds, both variance components land near the truth."""
+    fits = []
+    for seed in range(4):
+        runs, sc = _scenario_runs("seed x variant", 40, seed, seed_variant_sd=0.015, n_test=2000)
+        fits.append(mixed.fit_mixed(runs, "accuracy", lrt=False, sensitivity=False))
+    truth = (100 * sc.seed_variant_sd) ** 2  # 2.25 pp^2, and the seed SD is 1.5 pp as well
+    assert np.mean([f.seed_variant_variance for f in fits]) == pytest.approx(truth, rel=0.3)
+    assert np.mean([f.seed_variance for f in fits]) == pytest.approx(truth, rel=0.3)
+    plain = mixed.fit_mixed(runs, "accuracy", lrt=False, sensitivity=False, seed_variant=False)
+    assert np.isnan(plain.seed_variant_variance)
+    # the variant effect's interval widens by the seed x variant spread only in the new model
+
+    def width(result):
+        row = result.coefficients.set_index("term").loc["variant[maxpool]"]
+        return row["high"] - row["low"]
+
+    assert width(fits[-1]) > 1.2 * width(plain)
+
+
+def test_fractions_at_the_floor_are_left_out_and_named():
+    runs, sc = _scenario_runs("floor", 10, 6)
+    result = mixed.fit_mixed(runs, "accuracy", lrt=False)
+    assert result.floors == (0.05, 0.1)
+    assert sum("left out" in w and "60 %" in w for w in result.warnings) == 2
+    assert result.n_obs == 3 * 10 * 3
+    coef = result.coefficients.set_index("term")
+    for variant, effect, slope in zip(
+        ("maxpool", "strided"), sc.effects[1:], sc.interaction[1:], strict=True
+    ):
+        assert (
+            coef.loc[f"variant[{variant}]", "low"] <= 100 * effect <= coef.loc[f"variant[{variant}]", "high"]
+        )
+        inter = coef.loc[f"variant[{variant}]:log2_fraction"]
+        assert inter["low"] <= 100 * slope <= inter["high"]
+    everything = runs.assign(accuracy=0.6)
+    with pytest.raises(ValueError, match="floor"):
+        mixed.fit_mixed(everything, "accuracy")
+
+
+def test_binomial_sensitivity_agrees_with_the_linear_model_on_a_planted_effect():
+    runs, sc = _scenario_runs(
+        "normal", 10, 7, effects=(0.0, -0.04, 0.0), interaction=(0.0, 0.0, 0.0), n_test=1000
+    )
+    result = mixed.fit_mixed(runs, "accuracy")
+    table = result.sensitivity.set_index("term")
+    row = table.loc["variant[maxpool]"]
+    assert row["agree"] and row["linear_p"] < 0.05 and row["binomial_p"] < 0.05
+    assert (
+        row["binomial_estimate"] < 0 and row["binomial_low"] < row["binomial_estimate"] < row["binomial_high"]
+    )
+    # the binomial coefficient restated in pp at fraction 1 lands on the planted -4 pp like the linear one
+    assert row["binomial_pp"] == pytest.approx(-4.0, abs=1.0)
+    assert row["linear_estimate"] == pytest.approx(-4.0, abs=1.0)
+    assert table.loc["variant (all terms)", "agree"] and table.loc["variant (all terms)", "binomial_p"] < 0.05
+    assert mixed.fit_mixed(runs.assign(auroc=runs["accuracy"]), "auroc", lrt=False).sensitivity is None
+
+
+def test_run_counts_known_answers():
+    runs = pd.DataFrame({"tp": [40.0, 10.0], "tn": [50.0, 60.0], "fp": [5.0, 20.0], "fn": [5.0, 10.0]})
+    successes, trials = bounded.run_counts(runs, "recall")
+    assert successes.tolist() == [40.0, 10.0] and trials.tolist() == [45.0, 20.0]
+    successes, trials = bounded.run_counts(runs, "accuracy")
+    assert (successes / trials).tolist() == [0.9, 0.7]
+    assert bounded.run_counts(runs, "auroc") is None
+    assert bounded.run_counts(runs.assign(fp=np.nan), "accuracy") is None

@@ -66,15 +66,17 @@ def _analysis_code() -> str:
 def _methods(settings: Settings, n_contrasts: int) -> list[str]:
     """How the intervals were made, how many resamples, and the multiple-comparison family."""
     return [
-        f"Intervals: {settings.level} (alpha {settings.alpha:g}). Seed summaries: {INTERVAL_RULE}. "
-        "Paired contrasts: bootstrap resampling seeds jointly across variants. "
-        "Mixed models: Wald intervals (REML), likelihood-ratio tests (ML). "
-        "Hierarchical bootstrap: seeds, then test examples, percentile. "
+        f"Intervals: {settings.level} (alpha {settings.alpha:g}). Seed summaries and paired contrasts: "
+        f"{INTERVAL_RULE}. "
+        "Mixed models: seed and seed x variant random intercepts, Wald intervals (REML), likelihood-ratio "
+        "tests (ML), fractions at the floor left out, binomial GEE on counts as a sensitivity model. "
+        "Per-example accuracy: crossed seeds x test examples variance (two-way ANOVA), Satterthwaite t. "
         "Latency: ratio of medians, bootstrap over seeds and repeats, log scale. "
         "Power-law fits and examples to target: percentile bootstrap over seeds.",
         f"Resamples: {settings.n_boot} per bootstrap; random seed {settings.seed} "
         "(the same inputs and seed give byte-identical tables).",
-        f"Multiple comparisons: Holm across the family of {n_contrasts} paired contrasts (metrics "
+        f"Multiple comparisons: Holm across the {n_contrasts} paired contrasts (rows without a p-value, not "
+        "testable, are not in the family; metrics "
         f"{', '.join(settings.metrics)} x fractions and pooled x variants vs {settings.reference}); "
         "McNemar p-values are per seed and uncorrected; claims use their own stated tests.",
     ]

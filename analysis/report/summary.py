@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.design import MLP_MODEL, primary_model
-from analysis.report.document import Settings, Study
+from analysis.report.document import Settings, Study, fraction_label
 from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
+from analysis.stats.power import worst_case
 from analysis.verdicts.hypotheses import STATEMENTS
 
 
@@ -76,6 +77,8 @@ def contrast_findings(study: Study, results: dict, s: Settings) -> list[str]:
         r = pooled.iloc[0]
         cell = format_interval(r["diff"], r["low"], r["high"], percent=is_unit_metric(metric))
         verdict = _direction(r["low"], r["high"], f"higher than {ref}", f"lower than {ref}")
+        if r["method"] != "t":  # fewer than 3 seeds, or the same difference on every seed
+            verdict = f"not testable ({r['method']})"
         where = (
             "pooled over fractions" if pd.isna(r["data_fraction"]) else f"at fraction {r['data_fraction']:g}"
         )
@@ -100,6 +103,21 @@ def mixed_findings(study: Study, results: dict, s: Settings) -> list[str]:
         ]
         caveat = "" if fit.converged else " (the fit did not converge: do not rely on these tests)"
         lines.append(f"Mixed model of {fit.metric} (pp): likelihood-ratio tests {'; '.join(parts)}{caveat}.")
+        if fit.floors:
+            lines.append(
+                f"Fractions {', '.join(f'{x:g}' for x in fit.floors)} are at the floor (every run of "
+                f"{fit.metric} identical) and were left out of the mixed model."
+            )
+        if fit.sensitivity is not None:
+            off = fit.sensitivity.loc[~fit.sensitivity["agree"].astype(bool), "term"].tolist()
+            lines.append(
+                "The binomial sensitivity model (counts, logit scale) "
+                + (
+                    f"disagrees with the linear model on {', '.join(off)}."
+                    if off
+                    else "agrees with it on every term."
+                )
+            )
     warned = [f for f in fits if f.warnings]
     if warned:
         failed = [f.metric for f in fits if not f.converged]
@@ -152,17 +170,24 @@ def power_findings(study: Study, results: dict, s: Settings) -> list[str]:
     metric, pw = s.metrics[0], results["power"]
     scale, unit = is_unit_metric(metric), _unit(metric)
     lines = []
-    for r in pw[pw["metric"] == metric].itertuples(index=False):
-        if not (np.isfinite(r.seed_sd) and r.seed_sd > 0):
+    for r in worst_case(pw[pw["metric"] == metric]).itertuples(index=False):
+        if not (np.isfinite(r.sd) and r.sd > 0):
             lines.append(
                 f"Power: the paired {metric} differences do not vary across seeds, so the detectable "
                 "difference cannot be estimated from this study."
             )
             continue
+        needed = (
+            "more seeds than can be planned"
+            if pd.isna(r.seeds_needed_family)
+            else f"{r.seeds_needed_family:.0f} seeds"
+        )
         lines.append(
-            f"Power: with {r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
-            f"{format_value(r.mde, percent=scale)}{unit}; "
-            f"detecting {format_value(r.effect, percent=scale)}{unit} needs {r.seeds_needed} seeds."
+            f"Power (worst contrast, {r.variant} at fraction {fraction_label(r.data_fraction)}): with "
+            f"{r.n_seeds} seeds the smallest {metric} difference detectable at 80 % power is "
+            f"{format_value(r.mde, percent=scale)}{unit} per comparison and "
+            f"{format_value(r.mde_family, percent=scale)}{unit} after Holm over {r.family_size} contrasts; "
+            f"detecting {format_value(r.effect, percent=scale)}{unit} after Holm needs {needed}."
         )
     return lines
 

@@ -1,302 +1,187 @@
-"""Simulation study of the statistics: coverage of the 95 % intervals and the Holm family-wise error.
+"""The validation study's vectorised checks: paired contrasts, seed-summary levels and power planning.
 
-``python -m analysis.validate [--studies 1000] [--seeds 10] [--seed 0] [--n-boot 2000]``
+Every check simulates studies of one :class:`~analysis.simulation.scenarios.Scenario` at one seed count
+(arrays studies x variants x seeds x fractions), computes what the report computes with the report's
+own functions (:func:`analysis.stats.intervals.t_procedure`, :func:`analysis.stats.hypothesis_tests.holm`,
+:func:`analysis.stats.power.seeds_for`; the expanded BCa of :func:`analysis.stats.bca.bca_means` for
+comparison) and returns rows of the validation table (:data:`ROW_COLUMNS`): the measured value against
+its nominal target with its Monte Carlo standard error.
 
-Each simulated study has the design of a real one (3 variants x 5 data fractions x ``seeds`` seeds,
-200 test examples) and the generative model of :mod:`analysis.simulation.study`: a learning curve, a seed
-random effect shared across variants and fractions, run noise, and binomial test-set noise. The
-per-seed accuracies are drawn directly as arrays (studies x variants x seeds x fractions), so thousands
-of studies take seconds; the intervals are computed with the same functions the report uses
-(:func:`analysis.stats.intervals.bca_means`, :func:`analysis.stats.hypothesis_tests.holm`,
-:func:`analysis.stats.mixed.fit_mixed`).
-
-Measured: coverage of the paired-contrast intervals (expanded BCa bootstrap over seeds jointly, plain
-BCa for comparison, and the paired t-interval), of the mixed-model Wald intervals of the variant and
-interaction coefficients, and the family-wise error of Holm-adjusted paired t-tests when every
-variant equals the reference (family: 2 variants x (5 fractions + pooled) = 12 contrasts).
-
-The mixed model is checked twice: with a learning curve linear in log2(fraction) (the model's fixed
-part is right; this is the coverage target) and with the curved power-law learning curve of real
-training, where the curvature the model cannot follow inflates the residual variance and the Wald
-intervals become conservative (they cover more than 95 %).
+Standard errors: a coverage or power averages many intervals of one study, which share seeds and the
+reference, so its SE comes from the spread of the per-study averages; a family-wise error or a rejection
+rate is one binary outcome per study (binomial SE).
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
-import pandas as pd
-from joblib import Parallel, delayed
-from scipy import stats
 
-from analysis.simulation.study import N_FULL, expected_error
+from analysis.simulation.scenarios import FRACTIONS, Scenario, contrast_truth, contrasts
+from analysis.stats.bca import bca_means
 from analysis.stats.hypothesis_tests import holm
-from analysis.stats.intervals import bca_means, resample_indices, t_band
-from analysis.stats.mixed import fit_mixed
-from downscalexr.seeding import numpy_rng
+from analysis.stats.intervals import T_METHOD, resample_indices, t_procedure
+from analysis.stats.power import seeds_for
 
-VARIANTS = ("avgpool", "maxpool", "strided")
-FRACTIONS = np.array([0.05, 0.1, 0.25, 0.5, 1.0])
-EFFECTS = np.array([0.0, -0.02, 0.0])  # accuracy shift at fraction 1 (maxpool worse)
-INTERACTION = np.array([0.0, 0.0, 0.01])  # per doubling of data (strided gains more with data)
-N_TEST, SEED_SD, NOISE_SD = 200, 0.015, 0.01
+ROW_COLUMNS = ["scenario", "seeds", "procedure", "quantity", "nominal", "measured", "se", "studies"]
+REPORT_T = "paired t (report)"
+BCA = "expanded BCa (before)"
+PILOT_SEEDS = 20_000  # seeds of the pilot that gives a scenario's true paired SD (its error is negligible)
 
 
-def simulate_accuracy(
-    n_studies: int, n_seeds: int, rng: np.random.Generator, *, null: bool = False, curve: str = "power"
-) -> np.ndarray:
-    """Per-run test accuracy, shape (studies, variants, seeds, fractions).
-
-    ``curve="power"`` uses the learning curve of :mod:`analysis.simulation.study` (error ~ n^-0.5, curved in
-    log2 fraction); ``curve="linear"`` joins its end points linearly in log2 fraction, so the mixed
-    model's fixed part is exactly right.
-    """
-    if curve not in ("power", "linear"):
-        raise ValueError(f"unknown curve {curve!r}; choose from 'power', 'linear'")
-    shape = (n_studies, len(VARIANTS), n_seeds, FRACTIONS.size)
-    log2f = np.log2(FRACTIONS)
-    err = expected_error(FRACTIONS * N_FULL)  # (F,)
-    if curve == "linear":
-        err = err[-1] + (err[0] - err[-1]) * log2f / log2f[0]
-    if not null:
-        err = err - EFFECTS[:, None, None] - INTERACTION[:, None, None] * log2f  # (V, 1, F)
-    err = err - rng.normal(0, SEED_SD, (n_studies, 1, n_seeds, 1)) + rng.normal(0, NOISE_SD, shape)
-    return rng.binomial(N_TEST, np.clip(1 - err, 0, 1)) / N_TEST
+def row(
+    sc: str, seeds: int, procedure: str, quantity: str, nominal: str, value: float, se: float, n: int
+) -> dict:
+    """One row of the validation table."""
+    return dict(
+        zip(
+            ROW_COLUMNS,
+            (sc, int(seeds), procedure, quantity, nominal, float(value), float(se), int(n)),
+            strict=True,
+        )
+    )
 
 
-def paired_differences(acc: np.ndarray, *, null: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per-seed differences to the reference: (studies, contrasts, seeds), their truths and labels."""
-    diffs, truth, labels = [], [], []
-    for v in range(1, len(VARIANTS)):
-        d = acc[:, v] - acc[:, 0]  # (N, S, F)
-        true_f = np.zeros(FRACTIONS.size) if null else EFFECTS[v] + INTERACTION[v] * np.log2(FRACTIONS)
-        for k, f in enumerate(FRACTIONS):
-            diffs.append(d[:, :, k])
-            truth.append(true_f[k])
-            labels.append(f"{VARIANTS[v]} @ {f:g}")
-        diffs.append(d.mean(2))
-        truth.append(true_f.mean())
-        labels.append(f"{VARIANTS[v]} pooled")
-    return np.stack(diffs, axis=1), np.array(truth), labels
+def clustered(hits: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean of per-study averages of ``hits`` (studies x items, only ``valid`` items) and its SE."""
+    valid = np.ones(hits.shape, dtype=bool) if valid is None else valid
+    counts = valid.sum(axis=1)
+    keep = counts > 0
+    per_study = (hits & valid).sum(axis=1)[keep] / counts[keep]
+    if per_study.size < 2:
+        return float(per_study.mean()) if per_study.size else np.nan, np.nan
+    return float(per_study.mean()), float(per_study.std(ddof=1) / np.sqrt(per_study.size))
 
 
-def bootstrap_coverage(
-    diffs: np.ndarray,
-    truth: np.ndarray,
-    *,
-    n_boot: int,
-    rng: np.random.Generator,
-    expand: bool,
-    chunk: int = 25,
-) -> np.ndarray:
-    """Whether each (study, contrast) BCa interval covers the truth; seeds resampled jointly per study."""
+def binomial(outcomes: np.ndarray) -> tuple[float, float]:
+    """A rate over independent studies and its binomial SE."""
+    p = float(np.mean(outcomes))
+    return p, float(np.sqrt(p * (1 - p) / outcomes.size))
+
+
+def holm_rows(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values of each study's family (studies x contrasts; NaN are not in the family)."""
+    return np.apply_along_axis(holm, 1, p)
+
+
+def t_tests(diffs: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """The report's t procedure per (study, contrast): ``low, high, p, testable``, studies x contrasts."""
     n_studies, n_contrasts, n_seeds = diffs.shape
-    covered = np.zeros((n_studies, n_contrasts), dtype=bool)
-    for start in range(0, n_studies, chunk):
-        block = diffs[start : start + chunk]  # each block shares one index matrix; blocks are independent
-        idx = resample_indices(n_seeds, n_boot, rng)
-        _, low, high = bca_means(block.reshape(-1, n_seeds), idx, expand=expand)
-        hit = (low <= np.tile(truth, len(block))) & (np.tile(truth, len(block)) <= high)
-        covered[start : start + len(block)] = hit.reshape(len(block), n_contrasts)
-    return covered
-
-
-def t_coverage(diffs: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> np.ndarray:
-    """Whether each paired t-interval covers the truth."""
-    mean, half = t_band(diffs, alpha, axis=-1)
-    return np.abs(mean - truth) <= half
-
-
-def holm_fwer(diffs: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """Family-wise error (any rejection) with Holm-adjusted and with unadjusted paired t-tests."""
-    p = stats.ttest_1samp(diffs, 0.0, axis=-1).pvalue  # (N, C)
-    adjusted = np.apply_along_axis(holm, 1, p)
-    return float((adjusted < alpha).any(1).mean()), float((p < alpha).any(1).mean())
-
-
-def mixed_coverage(acc: np.ndarray, alpha: float = 0.05, jobs: int = 1) -> tuple[np.ndarray, list[str], int]:
-    """Wald coverage of the variant and interaction coefficients per study, and studies with warnings.
-
-    ``jobs`` > 1 splits the studies over that many processes (joblib); results do not depend on it.
-    """
-    if jobs > 1 and len(acc) > 1:
-        parts = Parallel(n_jobs=jobs)(
-            delayed(mixed_coverage)(chunk, alpha) for chunk in np.array_split(acc, jobs)
-        )
-        return np.concatenate([p[0] for p in parts]), parts[0][1], sum(p[2] for p in parts)
-    n_studies, n_v, n_s, n_f = acc.shape
-    grid = np.meshgrid(np.arange(n_v), np.arange(n_s), np.arange(n_f), indexing="ij")
-    v_idx, s_idx, f_idx = (a.ravel() for a in grid)
-    terms, truth = [], []
-    for v in range(1, n_v):
-        terms += [f"variant[{VARIANTS[v]}]", f"variant[{VARIANTS[v]}]:log2_fraction"]
-        truth += [100 * EFFECTS[v], 100 * INTERACTION[v]]
-    covered = np.zeros((n_studies, len(terms)), dtype=bool)
-    flagged = 0
-    for i in range(n_studies):
-        runs = pd.DataFrame(
-            {
-                "variant": np.array(VARIANTS)[v_idx],
-                "seed": s_idx,
-                "status": "ok",
-                "data_fraction": FRACTIONS[f_idx],
-                "accuracy": acc[i].ravel(),
-            }
-        )
-        result = fit_mixed(runs, "accuracy", alpha=alpha, lrt=False)
-        flagged += bool(result.warnings)
-        coef = result.coefficients.set_index("term").loc[terms]
-        covered[i] = (coef["low"].to_numpy() <= truth) & (np.array(truth) <= coef["high"].to_numpy())
-    return covered, terms, flagged
-
-
-def _coverage_row(quantity: str, method: str, hits: np.ndarray, target: str) -> dict:
-    """Mean coverage over studies with its Monte Carlo SE; ``hits`` is studies x intervals.
-
-    Intervals of one study are correlated (shared reference, shared seeds): the standard error comes
-    from the spread of per-study coverage, not from treating every interval as independent.
-    """
-    per_study = hits.reshape(hits.shape[0], -1).mean(1)
-    se = float(per_study.std(ddof=1) / np.sqrt(per_study.size))
+    out = t_procedure(diffs.reshape(-1, n_seeds), alpha, scale=1.0)  # accuracy: scale max(1, |x|) = 1
+    shape = (n_studies, n_contrasts)
     return {
-        "quantity": quantity,
-        "method": method,
-        "value": float(per_study.mean()),
-        "se": se,
-        "n": int(hits.size),
-        "target": target,
+        "low": out["low"].to_numpy().reshape(shape),
+        "high": out["high"].to_numpy().reshape(shape),
+        "p": out["p_value"].to_numpy().reshape(shape),
+        "testable": (out["method"] == T_METHOD).to_numpy().reshape(shape),
     }
 
 
-def _rate_row(quantity: str, method: str, value: float, n: int, target: str, se: float | None = None) -> dict:
-    """A rate over ``n`` studies with its binomial standard error (or ``se`` when given)."""
-    se = float(np.sqrt(value * (1 - value) / n)) if se is None else se
-    return {"quantity": quantity, "method": method, "value": value, "se": se, "n": n, "target": target}
+def bca_bounds(diffs: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 25) -> tuple:
+    """Expanded BCa bounds of every (study, contrast), the seeds resampled jointly within a study."""
+    n_studies, n_contrasts, n_seeds = diffs.shape
+    low, high = np.empty((n_studies, n_contrasts)), np.empty((n_studies, n_contrasts))
+    for start in range(0, n_studies, chunk):
+        block = diffs[start : start + chunk]  # studies of a block share one index matrix; blocks differ
+        _, lo, hi = bca_means(block.reshape(-1, n_seeds), resample_indices(n_seeds, n_boot, rng))
+        low[start : start + len(block)] = lo.reshape(len(block), n_contrasts)
+        high[start : start + len(block)] = hi.reshape(len(block), n_contrasts)
+    return low, high
 
 
-def _mixed_rows(acc: np.ndarray, linear: np.ndarray, jobs: int) -> list[dict]:
-    """Wald coverage of the mixed model on linear and curved learning curves, and how often fits warned."""
+def contrast_checks(
+    sc: Scenario, seeds: int, rng: np.random.Generator, *, studies: int, null_studies: int
+) -> list[dict]:
+    """The report's paired contrasts: coverage, untestable share and power after Holm (planted studies),
+    family-wise error of Holm over the 12 contrasts (null studies)."""
+    truth, _ = contrast_truth(sc.truth())
+    t = t_tests(contrasts(sc.simulate(studies, seeds, rng)))
+    covered = (t["low"] <= truth) & (truth <= t["high"])
+    nonnull = np.broadcast_to(np.abs(truth) > 1e-12, covered.shape)
+    rejected = holm_rows(t["p"]) < 0.05
+    null = t_tests(contrasts(sc.simulate(null_studies, seeds, rng, null=True)))
+    fwer = (holm_rows(null["p"]) < 0.05).any(axis=1)
+    return [
+        row(sc.name, seeds, REPORT_T, "coverage", "0.95", *clustered(covered, t["testable"]), studies),
+        row(sc.name, seeds, REPORT_T, "not testable", "(reported)", *clustered(~t["testable"]), studies),
+        row(
+            sc.name, seeds, REPORT_T, "power after Holm", "(reported)", *clustered(rejected, nonnull), studies
+        ),
+        row(
+            sc.name, seeds, REPORT_T, "family-wise error (Holm, 12)", "<= 0.05", *binomial(fwer), null_studies
+        ),
+    ]
+
+
+def bca_checks(
+    sc: Scenario, seeds: int, rng: np.random.Generator, *, studies: int, n_boot: int
+) -> list[dict]:
+    """The expanded BCa the report used from 10 seeds before: its coverage, and how often it disagrees
+    with the paired t-test printed beside it (significant by one, not by the other)."""
+    truth, _ = contrast_truth(sc.truth())
+    diffs = contrasts(sc.simulate(studies, seeds, rng))
+    t = t_tests(diffs)
+    low, high = bca_bounds(diffs, n_boot, rng)
+    hit = (low <= truth) & (truth <= high)
+    disagree = ((low > 0) | (high < 0)) != (t["p"] < 0.05)
+    quantity = "disagrees with the t-test"
+    return [
+        row(sc.name, seeds, BCA, "coverage", "0.95", *clustered(hit, t["testable"]), studies),
+        row(sc.name, seeds, BCA, quantity, "0 (one procedure)", *clustered(disagree, t["testable"]), studies),
+    ]
+
+
+def level_checks(sc: Scenario, seeds: int, rng: np.random.Generator, *, studies: int) -> list[dict]:
+    """Coverage of the t interval of every variant x fraction mean (the report's seed summaries)."""
+    acc = sc.simulate(studies, seeds, rng)  # (N, V, S, F)
+    values = np.moveaxis(acc, 2, -1).reshape(-1, seeds)  # (N * V * F, S)
+    out = t_procedure(values, scale=1.0)
+    shape = (studies, acc.shape[1] * acc.shape[3])
+    truth = np.broadcast_to(sc.truth().ravel(), shape)
+    low, high = (out[c].to_numpy().reshape(shape) for c in ("low", "high"))
+    testable = (out["method"] == T_METHOD).to_numpy().reshape(shape)
+    covered = (low <= truth) & (truth <= high)
+    return [
+        row(sc.name, seeds, "t interval (levels)", "coverage", "0.95", *clustered(covered, testable), studies)
+    ]
+
+
+def pilot_sds(sc: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """The true SD of every contrast's per-seed differences, from a pilot of :data:`PILOT_SEEDS` seeds."""
+    return contrasts(sc.simulate(1, PILOT_SEEDS, rng))[0].std(axis=1, ddof=1)
+
+
+def planning_checks(
+    sc: Scenario, rng: np.random.Generator, *, studies: int, power: float = 0.8
+) -> list[dict]:
+    """Achieved power of studies run at :func:`~analysis.stats.power.seeds_for` for the planted effect of
+    the contrast maxpool @ fraction 1, per comparison and after Holm over the 12 contrasts.
+
+    The planner gets the contrast's true SD and true effect, so a shortfall is the planner's (the
+    noncentral t assumes normal differences), not the pilot's.
+    """
+    truth, labels = contrast_truth(sc.truth())
+    k = labels.index(f"maxpool @ {FRACTIONS[-1]:g}")
+    dz = abs(truth[k]) / pilot_sds(sc, rng)[k]
     rows = []
-    for label, data, target in (
-        ("linear curve", linear, "0.93-0.97"),
-        ("curved learning curve", acc, "(conservative)"),
+    for level, alpha, holm_family in (
+        ("per comparison", 0.05, False),
+        ("after Holm", 0.05 / len(truth), True),
     ):
-        covered, _, flagged = mixed_coverage(data, jobs=jobs)
+        n = seeds_for(dz, alpha, power)
+        if not np.isfinite(n):
+            continue
+        t = t_tests(contrasts(sc.simulate(studies, int(n), rng)))
+        p = holm_rows(t["p"]) if holm_family else t["p"]
+        hit = p[:, k] < 0.05
         rows.append(
-            _coverage_row(f"coverage, mixed-model coefficients, {label}", "Wald (REML)", covered, target)
-        )
-        quantity = f"mixed fits with warnings, {label}"
-        rows.append(
-            _rate_row(quantity, "fallback/singular", flagged / len(data), len(data), "(reported)", np.nan)
+            row(
+                sc.name,
+                int(n),
+                "seeds_needed (noncentral t)",
+                f"achieved power, {level}",
+                f">= {power:g}",
+                *binomial(hit),
+                studies,
+            )
         )
     return rows
-
-
-def run_validation(
-    studies: int = 1000,
-    seeds: int = 10,
-    seed: int = 0,
-    n_boot: int = 2000,
-    mixed_studies: int | None = None,
-    null_studies: int = 10000,
-    jobs: int = 1,
-) -> pd.DataFrame:
-    """Run the simulation study; one row per measured quantity with its Monte Carlo standard error.
-
-    Parameters
-    ----------
-    studies, seeds : int
-        Simulated studies with planted effects, and seeds per study.
-    seed : int
-        Seed of the whole simulation.
-    n_boot : int
-        Bootstrap resamples per interval.
-    mixed_studies : int or None
-        How many of the studies are refitted with the mixed model (None: all).
-    null_studies : int
-        Studies without any effect, for the family-wise error (cheap: only t-tests).
-    jobs : int
-        Processes for the mixed-model fits (the only part that is not vectorised).
-
-    Returns
-    -------
-    DataFrame
-        Columns ``quantity, method, value, se, n, target``.
-    """
-    if studies < 10 or seeds < 3:
-        raise ValueError(f"need at least 10 studies and 3 seeds, got studies={studies}, seeds={seeds}")
-    rng = numpy_rng(seed, "validate")
-    acc = simulate_accuracy(studies, seeds, rng)
-    diffs, truth, _ = paired_differences(acc)
-    quantity = "coverage, paired contrasts"
-    rows = [
-        _coverage_row(
-            quantity,
-            "bootstrap BCa, expanded (report)",
-            bootstrap_coverage(diffs, truth, n_boot=n_boot, rng=rng, expand=True),
-            "0.93-0.97",
-        ),
-        _coverage_row(
-            quantity,
-            "bootstrap BCa, plain",
-            bootstrap_coverage(diffs, truth, n_boot=n_boot, rng=rng, expand=False),
-            "(reference)",
-        ),
-        _coverage_row(quantity, "paired t-interval", t_coverage(diffs, truth), "0.93-0.97"),
-    ]
-    null_diffs, _, _ = paired_differences(simulate_accuracy(null_studies, seeds, rng, null=True), null=True)
-    fwer_holm, fwer_raw = holm_fwer(null_diffs)
-    quantity, n = "family-wise error, 12 null contrasts", null_diffs.shape[0]
-    rows.append(_rate_row(quantity, "Holm-adjusted paired t", fwer_holm, n, "<= 0.05"))
-    rows.append(_rate_row(quantity, "unadjusted paired t", fwer_raw, n, "(reference)"))
-    m = studies if mixed_studies is None else min(mixed_studies, studies)
-    if m > 0:
-        rows += _mixed_rows(acc[:m], simulate_accuracy(m, seeds, rng, curve="linear"), jobs)
-    return pd.DataFrame(rows, columns=["quantity", "method", "value", "se", "n", "target"])
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m analysis.validate``."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.validate", description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=1000, help="simulated studies (default 1000)")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds per study (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
-    parser.add_argument(
-        "--n-boot", type=int, default=2000, help="bootstrap resamples per interval (default 2000)"
-    )
-    parser.add_argument(
-        "--mixed-studies",
-        type=int,
-        default=None,
-        help="studies refitted with the mixed model (default: all; ~0.1 s per fit)",
-    )
-    parser.add_argument(
-        "--null-studies",
-        type=int,
-        default=10000,
-        help="null studies for the family-wise error (default 10000; cheap)",
-    )
-    parser.add_argument("--jobs", type=int, default=2, help="processes for the mixed fits (default 2)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: print the validation table."""
-    args = build_parser().parse_args(argv)
-    start = time.perf_counter()
-    table = run_validation(
-        args.studies, args.seeds, args.seed, args.n_boot, args.mixed_studies, args.null_studies, args.jobs
-    )
-    print(
-        f"# validation: {args.studies} studies, {args.seeds} seeds, 3 variants x 5 fractions, "
-        f"{args.n_boot} resamples, seed {args.seed}"
-    )
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    print(f"# {time.perf_counter() - start:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,10 +3,11 @@
 ========================  ================================================================================
 module                    computes
 ========================  ================================================================================
-``intervals``             the one interval engine (t below 10 seeds, expanded BCa from 10), percentile step
+``intervals``             the one interval engine (t interval + p at every seed count), percentile step
 ``hypothesis_tests``      Holm, paired t-test, TOST, McNemar
+``bca``                   the expanded BCa bootstrap (measured by the validation; not used by the report)
 ``contrasts``             paired contrasts against the reference; per-seed contrasts of design cells
-``hierarchical``          runs' decisions on the test set; bootstrap over seeds, then test examples
+``hierarchical``          runs' decisions on the test set; crossed seeds x examples interval
 ``bias``                  FPR / FNR / criterion / d' with intervals; per-seed McNemar tests
 ``mixed``                 mixed-effects models with likelihood-ratio tests
 ``latency``               ratios of (speed-adjusted) median latencies
@@ -25,6 +26,7 @@ Every function takes the study's tables (DataFrames from :mod:`analysis.load`), 
 ``status == "ok"``, and takes an explicit ``seed`` where it draws random numbers.
 """
 
+from analysis.stats.bca import bca_means
 from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
@@ -38,17 +40,23 @@ from analysis.stats.errors import (
     per_class_recall,
     run_confusions,
 )
-from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass, prediction_matrix
+from analysis.stats.hierarchical import (
+    crossed_mean_interval,
+    hierarchical_interval,
+    is_multiclass,
+    linearised_values,
+    prediction_matrix,
+)
 from analysis.stats.hypothesis_tests import holm, mcnemar, paired_t_test, tost_paired
 from analysis.stats.intervals import (
-    MIN_BCA_SEEDS,
-    bca_means,
+    MIN_SEEDS,
     percentile_interval,
     resample_indices,
     seed_intervals,
     seed_summary,
     t_band,
     t_interval,
+    t_procedure,
 )
 from analysis.stats.kernels import kernel_summaries
 from analysis.stats.latency import latency_ratios
@@ -58,7 +66,7 @@ from analysis.stats.saliency import mean_maps, saliency_contrasts, saliency_outc
 from analysis.stats.training import run_curve_summaries, training_curves
 
 __all__ = [
-    "MIN_BCA_SEEDS",
+    "MIN_SEEDS",
     "MixedResult",
     "bca_means",
     "bias_summary",
@@ -66,17 +74,19 @@ __all__ = [
     "confused_pairs",
     "confusion_matrices",
     "contrast_test",
+    "crossed_mean_interval",
     "dilution_contrasts",
     "example_difficulty",
     "examples_to_target",
     "expected_calibration_error",
     "fit_mixed",
     "fit_power_law",
-    "hierarchical_bootstrap",
+    "hierarchical_interval",
     "holm",
     "is_multiclass",
     "kernel_summaries",
     "latency_ratios",
+    "linearised_values",
     "learning_curve",
     "mean_maps",
     "mcnemar",
@@ -101,6 +111,7 @@ __all__ = [
     "seed_summary",
     "t_band",
     "t_interval",
+    "t_procedure",
     "tost_paired",
     "training_curves",
 ]

@@ -130,10 +130,9 @@ def reliability_curve(
     """Reliability curve per group of runs, pooled over the group's runs, with a bootstrap band.
 
     The point of a bin is the pooled observed frequency (sum of outcomes / count over every run of the
-    group) at the pooled mean confidence. The band is a two-level percentile bootstrap like
-    :func:`analysis.stats.hierarchical.hierarchical_bootstrap`: each replicate resamples the group's runs
-    (seeds) and, once for all runs, the test examples (the test set is shared, so its sampling error is
-    common to every seed), then recomputes the pooled frequency.
+    group) at the pooled mean confidence. The band is a descriptive two-level percentile bootstrap: each
+    replicate resamples the group's runs (seeds) and, once for all runs, the test examples (the test set
+    is shared, so its sampling error is common to every seed), then recomputes the pooled frequency.
 
     Parameters
     ----------

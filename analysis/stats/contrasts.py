@@ -6,8 +6,11 @@
   "CNN minus MLP on permuted images"), one value per seed, with its interval, equivalence interval and
   test; the inductive-bias hypotheses are built from them.
 
-Intervals come from :func:`analysis.stats.intervals.seed_intervals` (t below 10 seeds, expanded BCa
-from 10); p-values from :mod:`analysis.stats.hypothesis_tests`.
+Every contrast has one procedure, :func:`analysis.stats.intervals.t_procedure`: the paired t interval
+and its p-value, at every seed count, so significance and "the interval excludes 0" never disagree.
+A contrast with fewer than 3 seeds is "not enough seeds", one whose per-seed differences are all equal
+(e.g. every run at the same ceiling or floor) is "no variation" (not testable): NaN bounds and p-value,
+left out of Holm's family, and never a verdict other than "not resolved at this seed count".
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.design import ok_runs
-from analysis.stats.hypothesis_tests import holm, paired_t_test, tost_paired
-from analysis.stats.intervals import resample_indices, seed_intervals
-from downscalexr.seeding import numpy_rng
+from analysis.stats.hypothesis_tests import holm, tost_paired
+from analysis.stats.intervals import T_METHOD, t_procedure
 
 CONTRAST_COLUMNS = [
     "metric",
@@ -41,9 +43,20 @@ TEST_KINDS = ("difference", "equivalence", "estimate")
 
 
 def paired_differences(
-    ok: pd.DataFrame, metric: str, reference: str
+    ok: pd.DataFrame, metric: str, reference: str, *, cells: pd.DataFrame | None = None
 ) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Per-seed differences ``variant - reference`` of every variant, per fraction and pooled over them.
+
+    Parameters
+    ----------
+    ok : DataFrame
+        The ok runs.
+    metric, reference : str
+        The runs column and the reference variant.
+    cells : DataFrame, optional
+        ``variant, data_fraction`` of every cell of the design (e.g. of all runs, failed and diverged
+        ones included): a cell whose runs all failed then still gets its row, with no seed (all NaN),
+        instead of silently having none. It is not part of the row pooled over fractions.
 
     Returns
     -------
@@ -53,13 +66,22 @@ def paired_differences(
         a seed lacks either side) and the seed of each column.
     """
     wide = ok.pivot_table(index="seed", columns=["variant", "data_fraction"], values=metric, aggfunc="mean")
-    variants = [v for v in sorted(wide.columns.get_level_values(0).unique()) if v != reference]
-    fractions = sorted(wide.columns.get_level_values(1).unique())
+    design = set(wide.columns)
+    if cells is not None:
+        design |= set(zip(cells["variant"], cells["data_fraction"].astype(float), strict=True))
+    variants = [v for v in sorted({v for v, _ in design}) if v != reference]
+    fractions = sorted({f for _, f in design})
     keys, diffs = [], []
     for v in variants:
         per_fraction = []
         for f in fractions:
-            if (v, f) not in wide.columns or (reference, f) not in wide.columns:
+            if (v, f) not in design or (reference, f) not in design:
+                continue
+            if (v, f) not in wide.columns or (reference, f) not in wide.columns:  # no ok run on a side
+                keys.append(
+                    {"metric": metric, "variant": v, "reference": reference, "data_fraction": float(f)}
+                )
+                diffs.append(np.full(len(wide.index), np.nan))
                 continue
             d = (wide[(v, f)] - wide[(reference, f)]).to_numpy(dtype=float)
             keys.append({"metric": metric, "variant": v, "reference": reference, "data_fraction": float(f)})
@@ -71,11 +93,11 @@ def paired_differences(
     return keys, np.array(diffs).reshape(len(keys), len(wide.index)), wide.index.to_numpy()
 
 
-def _effect_sizes(d: np.ndarray) -> dict:
-    """``dz`` (mean over SD of the differences) and ``prob_superior`` (share of positive ones, ties 1/2)."""
-    sd = d.std(ddof=1) if d.size > 1 else np.nan
+def _effect_sizes(d: np.ndarray, testable: bool) -> dict:
+    """``dz`` (mean over SD of the differences; NaN when not ``testable``) and ``prob_superior`` (share
+    of positive differences, ties count one half)."""
     return {
-        "dz": float(d.mean() / sd) if d.size > 1 and sd > 0 else np.nan,
+        "dz": float(d.mean() / d.std(ddof=1)) if testable else np.nan,
         "prob_superior": float(((d > 0) + 0.5 * (d == 0)).mean()) if d.size else np.nan,
     }
 
@@ -91,18 +113,23 @@ def paired_contrasts(
 ) -> pd.DataFrame:
     """Paired differences ``variant - reference`` per data fraction and pooled, with intervals and tests.
 
-    Seeds pair the runs: the difference is taken within a seed, and the bootstrap (from 10 seeds on)
-    resamples seeds jointly for every metric, variant and fraction. Below 10 seeds the interval is a
-    paired t-interval. ``p_value`` is the two-sided paired t-test of the per-seed differences (exact under
-    normality, so Holm controls the family-wise error even at few seeds); ``p_holm`` adjusts it across
-    every returned row. ``dz`` is the mean difference over its seed SD, and ``prob_superior`` the
-    fraction of seeds on which the variant's metric is larger (ties count one half).
+    Seeds pair the runs: the difference is taken within a seed. Each row's interval and ``p_value`` are
+    the paired t interval and two-sided paired t-test of its per-seed differences
+    (:func:`analysis.stats.intervals.t_procedure`): exact under normality at any seed count, and
+    ``p_value < alpha`` exactly when the interval excludes 0. ``p_holm`` adjusts the p-values across
+    every returned row that has one (rows that are not testable, NaN, are not counted). ``dz`` is the
+    mean difference over its seed SD, and ``prob_superior`` the fraction of seeds on which the
+    variant's metric is larger (ties count one half). ``n_boot`` and ``seed`` are accepted for the
+    common signature of the statistics and unused (the t procedure draws nothing).
 
     Returns
     -------
     DataFrame
         Columns ``metric, variant, reference, data_fraction, n_seeds, diff, low, high, p_value, p_holm,
-        dz, prob_superior, method``; ``data_fraction`` is NaN for the row pooled over fractions.
+        dz, prob_superior, method``; ``data_fraction`` is NaN for the row pooled over fractions;
+        ``method`` is ``"t"``, ``"not enough seeds"`` (fewer than 3) or ``"no variation"`` (every seed
+        gives the same difference: not testable), the last two with NaN bounds and p-values. A cell of
+        ``runs`` with no ok run (all failed or diverged) still gets its row: 0 seeds, not enough seeds.
 
     Raises
     ------
@@ -114,28 +141,26 @@ def paired_contrasts(
     found = sorted(ok["variant"].unique())
     if reference not in found:
         raise ValueError(f"reference {reference!r} is not a variant of the runs; choose from {found}")
-    seeds_all = np.sort(ok["seed"].unique())
-    idx = resample_indices(seeds_all.size, n_boot, numpy_rng(seed, "paired_contrasts"))
     rows = []
     for metric in metrics:
-        keys, diffs, seed_values = paired_differences(ok, metric, reference)
+        cells = runs[["variant", "data_fraction"]].drop_duplicates()
+        keys, diffs, _ = paired_differences(ok, metric, reference, cells=cells)
         if not keys:
             continue
-        aligned = np.full((len(keys), seeds_all.size), np.nan)
-        aligned[:, np.searchsorted(seeds_all, seed_values)] = diffs
-        intervals = seed_intervals(aligned, alpha, resamples=idx)
-        for key, row, interval in zip(keys, aligned, intervals.itertuples(index=False), strict=True):
+        scale = float(np.nanmax(np.abs(ok[metric].to_numpy(dtype=float)), initial=0.0))
+        tests = t_procedure(diffs, alpha, scale=scale)
+        for key, row, test in zip(keys, diffs, tests.itertuples(index=False), strict=True):
             d = row[~np.isnan(row)]
             rows.append(
                 {
                     **key,
-                    "n_seeds": interval.n_seeds,
-                    "diff": interval.mean,
-                    "low": interval.low,
-                    "high": interval.high,
-                    "p_value": paired_t_test(d),
-                    **_effect_sizes(d),
-                    "method": interval.method,
+                    "n_seeds": test.n_seeds,
+                    "diff": test.mean,
+                    "low": test.low,
+                    "high": test.high,
+                    "p_value": test.p_value,
+                    **_effect_sizes(d, test.method == T_METHOD),
+                    "method": test.method,
                 }
             )
     out = pd.DataFrame(rows, columns=CONTRAST_COLUMNS)
@@ -189,6 +214,7 @@ def contrast_test(
     alpha: float = 0.05,
     n_boot: int = 10000,
     rng_key: tuple = (0,),
+    scale: float | None = None,
 ) -> dict:
     """Estimate, (1 - alpha) and (1 - 2 alpha) intervals, and the p-value of one per-seed contrast.
 
@@ -197,34 +223,35 @@ def contrast_test(
     values : Series
         Per-seed values (:func:`per_seed_contrast`); NaN are left out.
     kind : str
-        ``"difference"`` (paired t-test against 0), ``"equivalence"`` (TOST with ``margin``) or
+        ``"difference"`` (paired t-test against 0, the p-value of the (1 - alpha) interval),
+        ``"equivalence"`` (TOST with ``margin``, the test of the (1 - 2 alpha) interval) or
         ``"estimate"`` (descriptive: intervals only, no p-value).
     margin : float
         Equivalence margin on the metric's scale.
-    alpha, n_boot : float, int
-        1 - confidence level, bootstrap resamples (used from 10 seeds on).
-    rng_key : tuple
-        ``(seed, *names)`` of the bootstrap's random stream; both intervals use the same resamples.
+    alpha : float
+        1 - confidence level.
+    n_boot, rng_key
+        Accepted for the common signature and unused: the t procedure draws nothing.
+    scale : float, optional
+        Magnitude of the metric the values were computed from, for the "no variation" check of
+        :func:`analysis.stats.intervals.t_procedure`.
 
     Returns
     -------
     dict
-        ``n_seeds, estimate, low, high, low_eq, high_eq, p_value, method``.
+        ``n_seeds, estimate, low, high, low_eq, high_eq, p_value, method``; bounds and p-value are NaN
+        when ``method`` is ``"not enough seeds"`` or ``"no variation"`` (not testable).
     """
     if kind not in TEST_KINDS:
         raise ValueError(f"kind {kind!r} is unknown; choose from {', '.join(TEST_KINDS)}")
     d = values.to_numpy(dtype=float)
     d = d[~np.isnan(d)]
-
-    def draw() -> np.ndarray:
-        return resample_indices(d.size, n_boot, numpy_rng(*rng_key))
-
-    wide = seed_intervals(d, alpha, resamples=draw).iloc[0]
-    narrow = seed_intervals(d, 2 * alpha, resamples=draw).iloc[0]
+    wide = t_procedure(d, alpha, scale=scale).iloc[0]
+    narrow = t_procedure(d, 2 * alpha, scale=scale).iloc[0]
     if kind == "difference":
-        p_value = paired_t_test(d)
+        p_value = wide["p_value"]
     elif kind == "equivalence":
-        p_value = tost_paired(d, margin)
+        p_value = tost_paired(d, margin, scale=scale)
     else:
         p_value = np.nan
     return {

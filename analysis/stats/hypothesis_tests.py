@@ -1,6 +1,7 @@
 """Hypothesis tests: Holm's correction, the paired t-test, TOST equivalence and McNemar's test.
 
-Every p-value of the report comes from here; intervals come from :mod:`analysis.stats.intervals`.
+Every p-value of the report comes from here. The paired t-test and TOST are the p-values of the t
+procedure of :mod:`analysis.stats.intervals`, so a contrast's test and its interval always agree.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+
+from analysis.stats.intervals import T_METHOD, t_procedure
 
 EXACT_BELOW = 25  # discordant pairs below which McNemar's test uses the exact binomial distribution
 
@@ -33,31 +36,31 @@ def holm(p_values: np.ndarray | Sequence[float]) -> np.ndarray:
     return out
 
 
-def paired_t_test(differences: np.ndarray) -> float:
+def paired_t_test(differences: np.ndarray, *, scale: float | None = None) -> float:
     """Two-sided one-sample t-test of per-seed paired differences against 0.
 
-    Returns NaN below two differences; constant differences give 1 when they are all 0 and 0 otherwise
-    (the test statistic is infinite).
+    The p-value of :func:`analysis.stats.intervals.t_procedure` (the same procedure as the contrast's
+    interval): NaN below :data:`~analysis.stats.intervals.MIN_SEEDS` differences and NaN when the
+    differences do not vary (not testable; never p = 0 for constant differences).
 
     Examples
     --------
     >>> round(paired_t_test(np.array([0.02, -0.01, 0.05])), 3)
     0.368
+    >>> paired_t_test(np.array([0.01, 0.01, 0.01]))
+    nan
     """
     d = np.asarray(differences, dtype=float)
-    if d.size < 2:
-        return np.nan
-    mean, se = float(d.mean()), d.std(ddof=1) / np.sqrt(d.size)
-    if se == 0:
-        return float(mean == 0)
-    return float(2 * stats.t.sf(abs(mean) / se, d.size - 1))
+    return float(t_procedure(d[~np.isnan(d)], scale=scale)["p_value"].iloc[0])
 
 
-def tost_paired(differences: np.ndarray, margin: float) -> float:
+def tost_paired(differences: np.ndarray, margin: float, *, scale: float | None = None) -> float:
     """TOST p-value that the mean paired difference lies within ``(-margin, margin)``.
 
-    Both one-sided t-tests must reject, so the p-value is the larger of the two. NaN below two
-    differences; constant differences give 0 inside the margin and 1 outside.
+    Both one-sided t-tests must reject, so the p-value is the larger of the two; it is below ``alpha``
+    exactly when the (1 - 2 alpha) t interval of :func:`~analysis.stats.intervals.t_procedure` lies
+    inside the margin. NaN below :data:`~analysis.stats.intervals.MIN_SEEDS` differences and for
+    differences that do not vary (not testable).
 
     Examples
     --------
@@ -65,11 +68,10 @@ def tost_paired(differences: np.ndarray, margin: float) -> float:
     9e-05
     """
     d = np.asarray(differences, dtype=float)
-    if d.size < 2:
+    d = d[~np.isnan(d)]
+    if t_procedure(d, scale=scale)["method"].iloc[0] != T_METHOD:
         return np.nan
     mean, se = float(d.mean()), d.std(ddof=1) / np.sqrt(d.size)
-    if se == 0:
-        return float(abs(mean) >= margin)
     lower = stats.t.sf((mean + margin) / se, d.size - 1)
     upper = stats.t.cdf((mean - margin) / se, d.size - 1)
     return float(max(lower, upper))

@@ -3,6 +3,7 @@
 Latency is compared on a log scale: a ratio of medians (variant / reference) of the per-call time. The
 bootstrap resamples seeds (jointly for every variant, keeping the pairing of the design) and then the
 timing repeats within each run, so both run-to-run and repeat-to-repeat variation enter the interval.
+Seeds, runs and repeats are sorted before resampling, so the rows' order in the tables never matters.
 
 **Speed adjustment (control variate).** On a shared or virtualised CPU the machine's speed drifts by
 20-40 % over seconds, and a run's repeats (a fraction of a second) sample one moment of it, so run
@@ -67,6 +68,8 @@ def _cube(frame: pd.DataFrame, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Milliseconds as (seeds, runs per seed, repeats), NaN-padded; the repeat count of each run; and
     the log reference time timed before each repeat, same shape, NaN where absent."""
     per_seed: dict = {s: [] for s in seeds}
+    # repeats in their measured order, whatever the table's row order (the bootstrap draws positions)
+    frame = frame.sort_values(["seed", "run_id", "repeat"], kind="stable")
     for (s, _), g in frame.groupby(["seed", "run_id"], sort=True):
         per_seed[s].append((g["ms"].to_numpy(dtype=float), np.log(g["reference_ms"].to_numpy(dtype=float))))
     n_runs = max(1, max(len(v) for v in per_seed.values()))

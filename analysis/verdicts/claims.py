@@ -189,6 +189,10 @@ def strided_like_maxpool(data: ClaimData) -> dict:
     smallest = data.runs["data_fraction"].min()
     runs = data.runs
     sub = runs[(runs["data_fraction"] == smallest) & runs["variant"].isin(["strided", "maxpool"])]
+    if set(sub["variant"]) != {"strided", "maxpool"}:
+        missing = sorted({"strided", "maxpool"} - set(sub["variant"]))
+        detail = f"no ok run of {', '.join(missing)} at the smallest fraction {smallest:g}"
+        return _untestable(claim, "paired difference at the smallest fraction", detail)
     c = paired_contrasts(sub, ["accuracy", "fpr"], reference="maxpool", **data.kw).set_index("metric")
     parts = [
         equivalence_verdict(c.loc[m, "low"], c.loc[m, "high"], margin=data.margin)

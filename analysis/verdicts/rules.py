@@ -12,6 +12,10 @@ verdict                                   meaning
 ``not resolved at this seed count``       neither: more seeds could decide it
 ========================================  ==========================================================
 
+A quantity that is not testable (fewer than 3 seeds, or the same value on every seed: its interval and
+p-value are NaN, see :func:`analysis.stats.intervals.t_procedure`) is ``not resolved at this seed
+count``: never supported, never p = 0.
+
 A claim or hypothesis with several parts gets one verdict from :func:`combine_verdicts`. Claims
 (:mod:`analysis.verdicts.claims`) and inductive-bias hypotheses (:mod:`analysis.verdicts.hypotheses`)
 both use these words; they differ only in what counts as "shown" (an interval, or a Holm-adjusted test).

@@ -32,7 +32,7 @@ def _rules_text(tests: pd.DataFrame, s: Settings) -> list[str]:
         "Design: factors a hypothesis does not vary are held at their base level (unpermuted, no "
         "location shift, random init); every contrast is taken within a seed and a data fraction and "
         "then averaged over the fractions, so each seed gives one paired value. "
-        f"Intervals: {s.level}, {INTERVAL_RULE} ({s.n_boot} resamples). Equivalence margin: +-{pp}.",
+        f"Intervals: {s.level}, {INTERVAL_RULE}. Equivalence margin: +-{pp}.",
         "Verdict rules. Directional claim: supported when the Holm-adjusted paired t-test p < "
         f"{s.alpha:g} and the estimate is on the claimed side; reversed when the {s.level} interval lies "
         f"entirely on the other side; contradicted when the {eq} interval lies within +-{pp} "
@@ -89,6 +89,12 @@ def _tables(section: Section, tests: pd.DataFrame, hyp: pd.DataFrame, s: Setting
         }
     )
     note = "p (Holm): Holm-adjusted across the family (rows with a p)."
+    untested = tests[tests["method"] != "t"]
+    if len(untested):
+        note += (
+            f" Not testable: {len(untested)} row(s) with fewer than 3 seeds or the same value on every seed "
+            "(no interval, no p; not resolved at this seed count)."
+        )
     section.tables.append(
         Table("inductive_tests", "Every paired test of the inductive-bias section", tests, t_disp, note=note)
     )

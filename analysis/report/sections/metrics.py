@@ -34,7 +34,7 @@ def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
     disp["data_fraction"] = disp["data_fraction"].map(fraction_label)
     disp.columns = [f"{c}{pp_suffix(c)}" if c in s.metrics else c for c in disp.columns]
     text = [
-        f"Mean over seeds with {s.level} intervals: {INTERVAL_RULE} ({s.n_boot} resamples). "
+        f"Mean over seeds with {s.level} intervals: {INTERVAL_RULE}. "
         "Metrics in [0, 1] are shown in percentage points (pp)."
     ]
     caption = f"Test metrics by variant and data fraction, mean [{s.level} interval] over seeds"

@@ -1,4 +1,4 @@
-"""Section "Per-example analysis": the hierarchical bootstrap and per-seed McNemar tests."""
+"""Section "Per-example analysis": the two-level (seeds x test examples) interval and McNemar tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from analysis.report.document import Section, Settings, Study, Table, fraction_l
 from analysis.report.figures import roc_pr_curves
 from analysis.report.format import interval_cells
 from analysis.stats.bias import mcnemar_tests
-from analysis.stats.hierarchical import hierarchical_bootstrap, is_multiclass
+from analysis.stats.hierarchical import hierarchical_interval, is_multiclass
 
 
 def _mcnemar_display(mc: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -27,28 +27,41 @@ def _mcnemar_display(mc: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame | None]:
-    """Accuracy from the two-level bootstrap and McNemar tests against the reference, plus ROC/PR curves."""
+    """Accuracy with its seeds x examples interval and McNemar tests against the reference, plus ROC/PR."""
     preds, runs = study.standard["predictions"], study.standard["runs"]
-    section = Section("Per-example analysis: hierarchical bootstrap and McNemar tests")
+    section = Section("Per-example analysis: seeds and test examples, McNemar tests")
     if preds.empty:
         section.text.append("The study has no predictions table, so this section is skipped.")
         return section, None
-    hb = hierarchical_bootstrap(preds, runs, metric="accuracy", **s.kw)
+    hb = hierarchical_interval(preds, runs, metric="accuracy", alpha=s.alpha)
     hb_disp = order_variants(hb, s.reference).assign(
         data_fraction=lambda d: d["data_fraction"].map(fraction_label),
         cell=lambda d: interval_cells(d, estimate="estimate"),
-    )[["variant", "data_fraction", "cell", "n_seeds", "n_examples"]]
-    hb_disp = hb_disp.rename(columns={"cell": f"accuracy (pp) [{s.level}]"})
+        seed_share=lambda d: d["seed_share"].map(lambda v: "n/a" if pd.isna(v) else f"{100 * v:.0f} %"),
+    )[["variant", "data_fraction", "cell", "n_seeds", "n_examples", "seed_share", "method"]]
+    hb_disp = hb_disp.rename(
+        columns={
+            "cell": f"accuracy (pp) [{s.level}]",
+            "seed_share": "variance from seeds",
+            "method": "interval",
+        }
+    )
     mc = mcnemar_tests(preds, runs, reference=s.reference)
     section.text.append(
-        "The hierarchical bootstrap resamples seeds, then test examples (one example resample shared by "
-        "all runs of a replicate, because every run is scored on the same test set); "
-        f"{s.n_boot} resamples, percentile intervals. "
+        "Accuracy with an interval for both sources of error: which seeds were trained and which test "
+        "examples were drawn (every run is scored on the same test set, so seeds and examples are "
+        "crossed). The variance of the mean is estimated from the two-way (seeds x examples) analysis "
+        "of variance of the runs' per-example results, and the interval is a t interval with "
+        "Satterthwaite degrees of freedom: with seeds dominating it is the t interval over seeds, with "
+        "examples dominating a normal one. It held 94-97 % coverage at 3, 5 and 10 seeds in the "
+        "project's simulation (python -m analysis.validate), where the percentile bootstrap over seeds "
+        "then examples covered 89 % at 3 seeds and counted the interaction twice. Cells with fewer than "
+        "3 seeds get no interval. "
         f"McNemar tests compare each variant with {s.reference} on the same seed and test examples "
         "(exact binomial test when discordant pairs are few); the per-seed table is in tables/mcnemar.csv, "
         "and the counts below are summed over seeds (uncorrected per-seed p-values)."
     )
-    hb_caption = "Accuracy from the hierarchical bootstrap (seeds, then test examples)"
+    hb_caption = "Accuracy with a seeds x test examples interval"
     mc_caption = f"McNemar tests against {s.reference}, summed over seeds"
     section.tables += [
         Table("hierarchical", hb_caption, hb, hb_disp),
