@@ -4,11 +4,21 @@
 * :mod:`analysis.simulation.study`: :func:`simulate_study` (variants x seeds x data fractions).
 * :mod:`analysis.simulation.inductive`: :func:`simulate_inductive_study` (MLP, permutation, location
   shift, edge init, shift consistency, kernels).
+* :mod:`analysis.simulation.compression`: :func:`simulate_compression_study` (compressed copies of
+  every run, with planted accuracy changes, latency and size ratios).
 * :mod:`analysis.simulation.coverage`: coverage of the intervals and the Holm family-wise error
   (``python -m analysis.validate``).
 """
 
+from analysis.simulation.compression import LevelPlan, simulate_compression_study
 from analysis.simulation.inductive import InductivePlan, simulate_inductive_study
 from analysis.simulation.study import StudyPlan, simulate_study
 
-__all__ = ["InductivePlan", "StudyPlan", "simulate_inductive_study", "simulate_study"]
+__all__ = [
+    "InductivePlan",
+    "LevelPlan",
+    "StudyPlan",
+    "simulate_compression_study",
+    "simulate_inductive_study",
+    "simulate_study",
+]
