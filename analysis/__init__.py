@@ -16,12 +16,17 @@ The public statistics are re-exported here; see ``docs/architecture.md`` for whe
 
 from analysis.design import base_runs, design_frame, has_inductive_design, ok_runs
 from analysis.load import LoadError, load_study, read_provenance, read_table
-from analysis.simulation import simulate_inductive_study, simulate_study
+from analysis.simulation import simulate_compression_study, simulate_inductive_study, simulate_study
 from analysis.stats import (
     MIN_BCA_SEEDS,
     MixedResult,
     bca_means,
     bias_summary,
+    compression_changes,
+    compression_equivalence,
+    compression_interaction,
+    compression_latency,
+    compression_sizes,
     contrast_test,
     examples_to_target,
     expected_calibration_error,
@@ -40,6 +45,7 @@ from analysis.stats import (
     percentile_interval,
     power_analysis,
     power_law_fits,
+    prediction_flips,
     reliability_curve,
     seed_intervals,
     seed_summary,
@@ -58,6 +64,11 @@ __all__ = [
     "bca_means",
     "bias_summary",
     "combine_verdicts",
+    "compression_changes",
+    "compression_equivalence",
+    "compression_interaction",
+    "compression_latency",
+    "compression_sizes",
     "contrast_test",
     "design_frame",
     "evaluate_claims",
@@ -82,11 +93,13 @@ __all__ = [
     "percentile_interval",
     "power_analysis",
     "power_law_fits",
+    "prediction_flips",
     "read_provenance",
     "read_table",
     "reliability_curve",
     "seed_intervals",
     "seed_summary",
+    "simulate_compression_study",
     "simulate_inductive_study",
     "simulate_study",
     "t_band",
