@@ -18,6 +18,7 @@ from analysis.report.sections import (
     bias,
     calibration,
     claims,
+    compression,
     contrasts,
     curves,
     inductive,
@@ -54,6 +55,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("claims", claims.build),
     SectionSpec("calibration", calibration.build),
     SectionSpec("inductive bias", inductive.build, inductive.applies),
+    SectionSpec("compression", compression.build, compression.applies),
 )
 
 
