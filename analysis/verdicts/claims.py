@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.design import ok_runs
+from analysis.design import NO_COMPRESSION, ok_runs
+from analysis.stats.compression import (
+    compression_equivalence,
+    compression_latency,
+    compression_sizes,
+    has_compression,
+)
 from analysis.stats.contrasts import paired_contrasts
 from analysis.stats.latency import latency_ratios
 from analysis.stats.mixed import fit_mixed
@@ -31,7 +37,8 @@ class ClaimData:
     """What every claim function sees: the study's tables and the analysis settings.
 
     ``runs`` holds the ok runs only; ``all_runs`` every run (the latency table is joined to it);
-    ``variants`` the variants with ok runs.
+    ``variants`` the variants with ok runs. Both hold uncompressed runs only; ``study_runs`` holds every
+    run of the study, compressed levels included (the compression claims read it).
     """
 
     runs: pd.DataFrame
@@ -42,6 +49,7 @@ class ClaimData:
     alpha: float
     seed: int
     margin: float
+    study_runs: pd.DataFrame | None = None
 
     @property
     def variants(self) -> set[str]:
@@ -185,12 +193,103 @@ def strided_like_maxpool(data: ClaimData) -> dict:
     return _row(claim, test, acc["diff"], acc["low"], acc["high"], combine_verdicts(parts), detail)
 
 
+COMPRESSION_SOURCE = "single-run chest X-ray pruning / quantization studies (issue 17)"
+_NEEDS_LEVELS = "needs compressed runs (factors.compression in the study file, e.g. the compression study)"
+
+
+def _compression_row(claim: str, test: str, estimate, low, high, verdict: str, detail: str) -> dict:
+    return _row(claim, test, estimate, low, high, verdict, detail) | {"source": COMPRESSION_SOURCE}
+
+
+def _compression_runs(data: ClaimData) -> pd.DataFrame | None:
+    runs = data.study_runs
+    return runs if runs is not None and has_compression(runs) else None
+
+
+def pruning_keeps_accuracy(data: ClaimData) -> dict:
+    """Every pruning level's accuracy change against its parent lies above -margin, pooled over fractions."""
+    claim = "pruning keeps or even improves accuracy"
+    test = "paired accuracy change pruned - unpruned (pooled over fractions) above -margin"
+    runs = _compression_runs(data)
+    eq = compression_equivalence(runs, margin=data.margin, **data.kw) if runs is not None else pd.DataFrame()
+    pruned = eq[eq["compression"].str.startswith("prune")] if len(eq) else eq
+    if pruned.empty:
+        return _untestable(claim, test, _NEEDS_LEVELS + " with a pruning level") | {
+            "source": COMPRESSION_SOURCE
+        }
+    verdicts = [
+        directional_verdict(r.low, r.high, direction=1, null=-data.margin) for r in pruned.itertuples()
+    ]
+    worst = pruned.loc[pruned["low"].idxmin()]
+    changes = "; ".join(f"{r.compression} on {r.arm} {100 * r.estimate:+.1f} pp" for r in pruned.itertuples())
+    detail = f"margin {100 * data.margin:g} pp; every level x variant must lie above it; {changes}"
+    test += f"; lowest: {worst['compression']} on {worst['arm']}"
+    verdict = combine_verdicts(verdicts)
+    return _compression_row(claim, test, worst["estimate"], worst["low"], worst["high"], verdict, detail)
+
+
+def _int8_claim(data: ClaimData, level: str, claim: str) -> dict:
+    """Accuracy within the margin, a smaller state dict and lower CPU latency, for every variant."""
+    test = f"{level} - fp32 accuracy change within +-margin; size and latency ratios below 1"
+    runs = _compression_runs(data)
+    eq = compression_equivalence(runs, margin=data.margin, **data.kw) if runs is not None else pd.DataFrame()
+    eq = eq[eq["compression"] == level] if len(eq) else eq
+    if eq.empty:
+        return _untestable(claim, test, f"{_NEEDS_LEVELS} with level {level}") | {
+            "source": COMPRESSION_SOURCE
+        }
+    parts = [equivalence_verdict(r.low, r.high, margin=data.margin) for r in eq.itertuples()]
+    sizes = compression_sizes(runs, **data.kw)
+    sizes = sizes[(sizes["compression"] == level) & (sizes["measure"] == "size")]
+    parts += [directional_verdict(r.low, r.high, direction=-1, null=1.0) for r in sizes.itertuples()]
+    detail = (
+        f"margin {100 * data.margin:g} pp; size ratio {sizes['mean'].min():.2f} to {sizes['mean'].max():.2f}"
+    )
+    latency = data.latency
+    lr = (
+        compression_latency(latency, runs, **data.kw)
+        if latency is not None and len(latency)
+        else pd.DataFrame()
+    )
+    lr = lr[lr["compression"] == level] if len(lr) else lr
+    if lr.empty:
+        parts.append(UNRESOLVED)
+        detail += "; no latency measured"
+    else:
+        parts += [directional_verdict(np.log(r.low), np.log(r.high), direction=-1) for r in lr.itertuples()]
+        slow = lr.loc[lr["ratio"].idxmax()]
+        detail += (
+            f"; latency ratio {lr['ratio'].min():.2f} to {slow['ratio']:.2f} (slowest: {slow['arm']}, batch "
+            f"{slow['batch_size']}, {slow['memory_format']})"
+        )
+    far = eq.loc[eq["estimate"].abs().idxmax()]
+    test += f"; accuracy shown for {far['arm']}"
+    return _compression_row(
+        claim, test, far["estimate"], far["low"], far["high"], combine_verdicts(parts), detail
+    )
+
+
+def int8_static_keeps_accuracy(data: ClaimData) -> dict:
+    """Static int8 keeps accuracy within the margin, shrinks the model and speeds up CPU inference."""
+    claim = "int8 (static) keeps accuracy while shrinking the model and speeding up CPU inference"
+    return _int8_claim(data, "int8_static", claim)
+
+
+def int8_dynamic_keeps_accuracy(data: ClaimData) -> dict:
+    """Dynamic int8 (linear layers only) keeps accuracy, shrinks the model and speeds up CPU inference."""
+    claim = "int8 (dynamic) keeps accuracy while shrinking the model and speeding up CPU inference"
+    return _int8_claim(data, "int8_dynamic", claim)
+
+
 CLAIMS: tuple[Callable[[ClaimData], dict], ...] = (
     maxpool_over_predicts,
     avgpool_smallest_gap,
     strided_fastest,
     pooling_helps_small_data,
     strided_like_maxpool,
+    pruning_keeps_accuracy,
+    int8_static_keeps_accuracy,
+    int8_dynamic_keeps_accuracy,
 )
 
 
@@ -208,7 +307,9 @@ def evaluate_claims(
     Parameters
     ----------
     tables : dict of DataFrame
-        ``runs`` (required) and ``latency`` (optional) tables of a study.
+        ``runs`` (required) and ``latency`` (optional) tables of a study, and optionally ``study_runs``:
+        every run with the compressed levels (default: ``runs``). The claims of single-run studies of
+        operators read the uncompressed runs of ``runs`` only.
     reference : str
         The average-pooling baseline named in the claims.
     n_boot, alpha, seed
@@ -221,14 +322,18 @@ def evaluate_claims(
     DataFrame
         Columns ``claim, source, test, estimate, low, high, verdict, detail``; one row per claim.
     """
+    runs = tables["runs"]
+    if "compression" in runs:
+        runs = runs[runs["compression"].fillna(NO_COMPRESSION) == NO_COMPRESSION]
     data = ClaimData(
-        runs=ok_runs(tables["runs"], ["accuracy"]),
-        all_runs=tables["runs"],
+        runs=ok_runs(runs, ["accuracy"]),
+        all_runs=runs,
         latency=tables.get("latency"),
         reference=reference,
         n_boot=n_boot,
         alpha=alpha,
         seed=seed,
         margin=margin,
+        study_runs=tables.get("study_runs", tables["runs"]),
     )
     return pd.DataFrame([claim(data) for claim in CLAIMS], columns=COLUMNS)
