@@ -42,12 +42,20 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
         f"{', '.join(sorted(set(ok['variant'])))}; data fractions {_fractions(ok['data_fraction'])}; "
         f"{ok['seed'].nunique()} seeds. All intervals are {s.level} intervals."
     ]
-    n_all = int((study.tables["runs"]["status"] == "ok").sum())
+    every = study.tables["runs"]
+    level = every["compression"].fillna("none") if "compression" in every else pd.Series("none", every.index)
+    n_all = int(((every["status"] == "ok") & (level == "none")).sum())
     if len(ok) < n_all:
         lines.append(
             f"The standard sections analyse the {len(ok)} successful CNN runs "
             "at the base level of every factor (unpermuted, no location shift, random init); "
             f"calibration and inductive bias use all {n_all}."
+        )
+    n_compressed = int(((every["status"] == "ok") & (level != "none")).sum())
+    if n_compressed:
+        lines.append(
+            f"{n_compressed} successful compressed runs (compression levels of the trained models) are "
+            "analysed in 'Compression' only; every other section uses the uncompressed models."
         )
     return lines
 
@@ -179,6 +187,33 @@ def hypothesis_findings(study: Study, results: dict, s: Settings) -> list[str]:
     return lines
 
 
+def compression_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """Per compression level: the pooled accuracy change of each variant, and the latency and size ratios."""
+    result = results.get("compression")
+    if not result:
+        return []
+    ch = result["changes"]
+    pooled = ch[ch["data_fraction"].isna() & (ch["metric"] == "accuracy")]
+    lat, size = result["latency"], result["sizes"]
+    lines = []
+    for level, part in pooled.groupby("compression", sort=True):
+        changes = ", ".join(
+            f"{r.arm} {format_interval(r.diff, r.low, r.high, percent=True)} pp" for r in part.itertuples()
+        )
+        text = f"Compression {level}: accuracy change vs uncompressed (pooled over fractions) {changes}"
+        if len(lat):
+            mine = lat[(lat["compression"] == level) & (lat["memory_format"] == "contiguous")]
+            for batch, rows in mine.groupby("batch_size", sort=True):
+                text += (
+                    f"; latency ratio at batch {batch} {rows['ratio'].min():.2f} to {rows['ratio'].max():.2f}"
+                )
+        sizes = size[(size["compression"] == level) & (size["measure"] == "size")]
+        if len(sizes):
+            text += f"; state-dict size ratio {sizes['mean'].min():.2f} to {sizes['mean'].max():.2f}"
+        lines.append(text + ".")
+    return lines
+
+
 Finding = Callable[[Study, dict, Settings], list[str]]
 FINDINGS: tuple[Finding, ...] = (
     run_counts,
@@ -189,6 +224,7 @@ FINDINGS: tuple[Finding, ...] = (
     power_findings,
     claim_findings,
     hypothesis_findings,
+    compression_findings,
 )
 
 
