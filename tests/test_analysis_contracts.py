@@ -20,7 +20,12 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.simulation import simulate_inductive_study, simulate_study
+from analysis.simulation import (
+    LevelPlan,
+    simulate_compression_study,
+    simulate_inductive_study,
+    simulate_study,
+)
 
 N_BOOT = 300  # bootstrap resamples: enough for stable checks, few enough for a fast suite
 
@@ -114,13 +119,55 @@ SEEDED = (
         study="inductive",
         order_invariant=True,
     ),
+    Seeded(
+        "compression_changes",
+        lambda t, s: analysis.compression_changes(t["runs"], n_boot=N_BOOT, seed=s),
+        (("diff", "low", "high"),),
+        study="compression",
+        order_invariant=True,
+    ),
+    Seeded(
+        "compression_equivalence",
+        lambda t, s: analysis.compression_equivalence(t["runs"], n_boot=N_BOOT, seed=s),
+        (("estimate", "low", "high"), ("estimate", "low_eq", "high_eq")),
+        study="compression",
+        order_invariant=True,
+    ),
+    Seeded(
+        "compression_interaction",
+        lambda t, s: analysis.compression_interaction(t["runs"], n_boot=N_BOOT, seed=s),
+        (("estimate", "low", "high"),),
+        study="compression",
+        order_invariant=True,
+    ),
+    Seeded(
+        "compression_latency",
+        lambda t, s: analysis.compression_latency(t["latency"], t["runs"], n_boot=N_BOOT, seed=s),
+        (("ratio", "low", "high"), ("median_ms", "median_low", "median_high")),
+        study="compression",
+    ),
+    Seeded(
+        "compression_sizes",
+        lambda t, s: analysis.compression_sizes(t["runs"], n_boot=N_BOOT, seed=s),
+        (("mean", "low", "high"),),
+        study="compression",
+        order_invariant=True,
+    ),
+    Seeded(
+        "prediction_flips",
+        lambda t, s: analysis.prediction_flips(t["predictions"], t["runs"], n_boot=N_BOOT, seed=s),
+        (("flip_share", "low", "high"),),
+        study="compression",
+        order_invariant=True,
+    ),
 )
 IDS = [s.name for s in SEEDED]
 
 
 @pytest.fixture(scope="module")
 def studies() -> dict[str, dict]:
-    """A standard study with 10 seeds (so intervals are bootstrapped) and an inductive-bias study."""
+    """A standard study with 10 seeds (so intervals are bootstrapped), an inductive-bias study and a
+    compression study (every run with pruned and int8 copies)."""
     standard = simulate_study(
         seeds=10,
         fractions=(0.25, 0.5, 1.0),
@@ -140,7 +187,20 @@ def studies() -> dict[str, dict]:
         consistency={"avgpool": (0.9, 0.85), "strided": (0.8, 0.78)},
         seed=32,
     )
-    return {"standard": standard, "inductive": inductive}
+    compression = simulate_compression_study(
+        {
+            "prune_l1_50": LevelPlan(change=0.0),
+            "int8_static": LevelPlan(change={"maxpool": -0.03}, latency_ratio=0.6, size_ratio=0.25),
+        },
+        variants=("avgpool", "maxpool"),
+        seeds=10,
+        fractions=(0.5, 1.0),
+        n_test=100,
+        latency_repeats=4,
+        latency_drift=0.1,
+        seed=33,
+    )
+    return {"standard": standard, "inductive": inductive, "compression": compression}
 
 
 def _tables(studies: dict, stat: Seeded) -> dict[str, pd.DataFrame]:
