@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,35 @@ class ClaimData:
     @property
     def kw(self) -> dict:
         return {"n_boot": self.n_boot, "alpha": self.alpha, "seed": self.seed}
+
+    # The compression statistics several claims share, computed once per evaluation (None: no
+    # compressed runs). cached_property writes the instance's __dict__, which a frozen dataclass allows.
+    @cached_property
+    def compression_runs(self) -> pd.DataFrame | None:
+        runs = self.study_runs
+        return runs if runs is not None and has_compression(runs) else None
+
+    @cached_property
+    def compression_equivalence(self) -> pd.DataFrame:
+        runs = self.compression_runs
+        return (
+            pd.DataFrame() if runs is None else compression_equivalence(runs, margin=self.margin, **self.kw)
+        )
+
+    @cached_property
+    def compression_sizes(self) -> pd.DataFrame:
+        runs = self.compression_runs
+        return pd.DataFrame() if runs is None else compression_sizes(runs, **self.kw)
+
+    @cached_property
+    def int8_latency(self) -> pd.DataFrame:
+        """Latency ratios of the int8 levels (the only claims about latency; the bootstrap is costly)."""
+        runs, latency = self.compression_runs, self.latency
+        if runs is None or latency is None or latency.empty:
+            return pd.DataFrame()
+        level = runs["compression"].fillna(NO_COMPRESSION)
+        runs = runs[(level == NO_COMPRESSION) | level.str.startswith("int8")]
+        return compression_latency(latency, runs, **self.kw)
 
 
 def _row(claim: str, test: str, estimate: float, low: float, high: float, verdict: str, detail: str) -> dict:
@@ -201,17 +231,11 @@ def _compression_row(claim: str, test: str, estimate, low, high, verdict: str, d
     return _row(claim, test, estimate, low, high, verdict, detail) | {"source": COMPRESSION_SOURCE}
 
 
-def _compression_runs(data: ClaimData) -> pd.DataFrame | None:
-    runs = data.study_runs
-    return runs if runs is not None and has_compression(runs) else None
-
-
 def pruning_keeps_accuracy(data: ClaimData) -> dict:
     """Every pruning level's accuracy change against its parent lies above -margin, pooled over fractions."""
     claim = "pruning keeps or even improves accuracy"
     test = "paired accuracy change pruned - unpruned (pooled over fractions) above -margin"
-    runs = _compression_runs(data)
-    eq = compression_equivalence(runs, margin=data.margin, **data.kw) if runs is not None else pd.DataFrame()
+    eq = data.compression_equivalence
     pruned = eq[eq["compression"].str.startswith("prune")] if len(eq) else eq
     if pruned.empty:
         return _untestable(claim, test, _NEEDS_LEVELS + " with a pruning level") | {
@@ -231,26 +255,20 @@ def pruning_keeps_accuracy(data: ClaimData) -> dict:
 def _int8_claim(data: ClaimData, level: str, claim: str) -> dict:
     """Accuracy within the margin, a smaller state dict and lower CPU latency, for every variant."""
     test = f"{level} - fp32 accuracy change within +-margin; size and latency ratios below 1"
-    runs = _compression_runs(data)
-    eq = compression_equivalence(runs, margin=data.margin, **data.kw) if runs is not None else pd.DataFrame()
+    eq = data.compression_equivalence
     eq = eq[eq["compression"] == level] if len(eq) else eq
     if eq.empty:
         return _untestable(claim, test, f"{_NEEDS_LEVELS} with level {level}") | {
             "source": COMPRESSION_SOURCE
         }
     parts = [equivalence_verdict(r.low, r.high, margin=data.margin) for r in eq.itertuples()]
-    sizes = compression_sizes(runs, **data.kw)
+    sizes = data.compression_sizes
     sizes = sizes[(sizes["compression"] == level) & (sizes["measure"] == "size")]
     parts += [directional_verdict(r.low, r.high, direction=-1, null=1.0) for r in sizes.itertuples()]
     detail = (
         f"margin {100 * data.margin:g} pp; size ratio {sizes['mean'].min():.2f} to {sizes['mean'].max():.2f}"
     )
-    latency = data.latency
-    lr = (
-        compression_latency(latency, runs, **data.kw)
-        if latency is not None and len(latency)
-        else pd.DataFrame()
-    )
+    lr = data.int8_latency
     lr = lr[lr["compression"] == level] if len(lr) else lr
     if lr.empty:
         parts.append(UNRESOLVED)

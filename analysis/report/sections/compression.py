@@ -99,7 +99,7 @@ def _intro(runs: pd.DataFrame, s: Settings) -> list[str]:
     ]
     for r in _levels(runs).itertuples(index=False):
         line = f"{r.level}: {r.description or 'no description'}"
-        if r.quant_path:
+        if isinstance(r.quant_path, str):
             line += f"; path: {r.quant_path}, engine {r.quant_engine}"
         if r.level == "int8_dynamic":
             line += "; dynamic int8 quantizes the linear layers only: every convolution and the downsampling "
