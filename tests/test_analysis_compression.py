@@ -91,6 +91,32 @@ def test_the_reordering_interaction_is_recovered(planted):
     assert reorder["high"] < 0  # -4 pp planted: maxpool loses more to int8 than avgpool
 
 
+SHIFTS = {("avgpool", "int8_static"): 0.3, ("maxpool", "int8_static"): -0.2}
+
+
+def test_criterion_and_auroc_shifts_cover_planted_shifts(planted):
+    # every compressed run's criterion c (and AUROC, a tenth of it) is its own parent's plus a planted
+    # shift per variant and level plus small run noise; the parents vary far more across seeds than
+    # that noise, so only parent-matched pairs recover the shifts with tight intervals
+    runs = planted["runs"].copy()
+    rng = np.random.default_rng(11)
+    by_id = runs.set_index("run_id")
+    level = ((runs["compression"] != "none") & (runs["status"] == "ok")).to_numpy()
+    keys = zip(runs.loc[level, "variant"], runs.loc[level, "compression"], strict=True)
+    shift = np.array([SHIFTS.get(key, 0.0) for key in keys])
+    for metric, scale in (("criterion_c", 1.0), ("auroc", 0.1)):
+        parent = by_id.loc[runs.loc[level, "parent_run_id"], metric].to_numpy()
+        runs.loc[level, metric] = parent + scale * shift + rng.normal(0.0, 0.02 * scale, int(level.sum()))
+        ch = compression_changes(runs, metric, **KW)
+        pooled = ch[ch["data_fraction"].isna()]
+        assert len(pooled) == 5
+        for r in pooled.itertuples():
+            assert covers(r.low, scale * SHIFTS.get((r.arm, r.compression), 0.0), r.high), (metric, r)
+        up = pooled[(pooled["arm"] == "avgpool") & (pooled["compression"] == "int8_static")].iloc[0]
+        down = pooled[(pooled["arm"] == "maxpool") & (pooled["compression"] == "int8_static")].iloc[0]
+        assert up["low"] > 0 and down["high"] < 0 and max(up["p_holm"], down["p_holm"]) < 0.01, metric
+
+
 def test_equivalence_is_shown_for_no_change_and_contradicted_for_a_large_loss(planted):
     eq = compression_equivalence(planted["runs"], margin=0.02, n_boot=2000, seed=0).set_index(
         ["arm", "compression"]
@@ -222,7 +248,12 @@ def write_study(root: Path, study: dict) -> Path:
 def test_the_report_has_a_compression_section(planted, tmp_path):
     root = write_study(tmp_path / "planted", planted)
     out = tmp_path / "report"
-    assert report.main(["--results", str(root), "--out", str(out), "--bootstrap", "200", "--quiet"]) == 0
+    assert (
+        report.main(
+            ["--results", str(root), "--out", str(out), "--bootstrap", "200", "--alpha", "0.01", "--quiet"]
+        )
+        == 0
+    )
     text = (out / "report.md").read_text()
     assert "## Compression" in text and "unsupported for strided" in text
     names = {p.stem for p in (out / "tables").glob("*.csv")}
@@ -231,3 +262,10 @@ def test_the_report_has_a_compression_section(planted, tmp_path):
     assert (out / "figures" / "compression_tradeoff.png").is_file()
     claims = pd.read_csv(out / "tables" / "claims.csv")
     assert claims["claim"].str.contains("pruning keeps").any()
+    # the section's table carries the planted effect (99 % interval): maxpool loses 5 pp to int8_static
+    changes = pd.read_csv(out / "tables" / "compression_changes.csv")
+    pooled = changes[changes["data_fraction"].isna() & (changes["metric"] == "accuracy")]
+    big = pooled[(pooled["arm"] == "maxpool") & (pooled["compression"] == "int8_static")].iloc[0]
+    assert (
+        big["low"] <= planted["truth"]["compression"]["int8_static"]["change"]["maxpool"] <= big["high"] < 0
+    )
