@@ -281,3 +281,39 @@ def _columns(table: str) -> dict[str, str]:
         return TABLES[table]
     except KeyError:
         raise SchemaError(f"unknown table {table!r}; choose from {', '.join(TABLES)}") from None
+
+
+# ---------------------------------------------------------------- descriptions of the compression columns
+# For docs/results.md: main's descriptions block takes these with
+# ``for table, columns in COMPRESSION_DESCRIPTIONS.items(): COLUMN_DESCRIPTIONS[table] |= columns``
+# (``status`` and ``error`` replace the descriptions written before the ``unsupported`` status).
+COMPRESSION_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "runs": {
+        "compression": "Compression level applied to the cell's trained model (`none`: the model as "
+        "trained; the levels are listed in docs/compression.md). Every level is a run of its own.",
+        "parent_run_id": "`run_id` of the uncompressed run the level was applied to (same seed, data and "
+        "weights before compression); a `none` run is its own parent.",
+        "sparsity": "Fraction of zero weights in the level's pruning scope (all weights, or convolutions "
+        "only for conv-scoped levels); NaN for runs without compression facts.",
+        "sparsity_conv": "Fraction of zero weights over the convolution layers.",
+        "sparsity_head": "Fraction of zero weights over the linear (head) layers.",
+        "nonzero_params": "Parameters that are not zero after compression; -1 when not measured.",
+        "state_dict_bytes": "Bytes of the serialized state dict (`torch.save`), packed int8 weights "
+        "included: what the model costs to store; -1 when not measured.",
+        "state_dict_gzip_bytes": "Bytes of the serialized state dict after gzip (where unstructured zeros "
+        "show); -1 when not measured.",
+        "quant_path": "Quantization API that ran (e.g. the eager `torch.ao.quantization` path); empty "
+        "for levels that do not quantize.",
+        "quant_engine": "Quantized engine (`torch.backends.quantized.engine`, e.g. `x86`); empty for "
+        "levels that do not quantize.",
+        "finetune_steps": "Optimiser steps of fine-tuning on the cell's training subset after pruning "
+        "(`_ft` levels); 0 for levels without, -1 when not recorded.",
+        "compression_seconds": "Wall-clock seconds the level took (fine-tuning and calibration included).",
+        "compression_detail": "JSON with per-layer details: sparsity per layer, channels before and after "
+        "channel pruning, quantized and fp32 layers.",
+        "status": "`ok`, `diverged` (non-finite training loss), `failed` (an exception; see `error`) or "
+        "`unsupported` (a compression level that cannot apply to the model's operators; see `error`).",
+        "error": "Why the run did not finish `ok` (message or traceback tail; for `unsupported`, which "
+        "operator lacks a kernel or cannot be pruned); empty otherwise.",
+    },
+}
