@@ -212,6 +212,14 @@ def test_claims_give_pruning_and_int8_verdicts(planted):
     )
 
 
+def test_compression_claims_take_their_own_margin(planted):
+    tables = {k: planted[k] for k in ("runs", "latency")}
+    cl = evaluate_claims(tables, n_boot=200, seed=0, margin=0.01, compression_margin=0.03).set_index("claim")
+    assert "margin 3 pp" in cl.loc["pruning keeps or even improves accuracy", "detail"]
+    behaves = cl.loc[cl.index.str.contains("behaves like"), "detail"]
+    assert len(behaves) == 1 and "+-0.01 " in behaves.iloc[0]
+
+
 def test_the_tradeoff_figure_draws_into_given_axes():
     from matplotlib.figure import Figure
 

@@ -205,7 +205,8 @@ def compression_findings(study: Study, results: dict, s: Settings) -> list[str]:
             mine = lat[(lat["compression"] == level) & (lat["memory_format"] == "contiguous")]
             for batch, rows in mine.groupby("batch_size", sort=True):
                 text += (
-                    f"; latency ratio at batch {batch} {rows['ratio'].min():.2f} to {rows['ratio'].max():.2f}"
+                    f"; latency ratio at batch {batch} (contiguous, over variants) "
+                    f"{rows['ratio'].min():.2f} to {rows['ratio'].max():.2f}"
                 )
         sizes = size[(size["compression"] == level) & (size["measure"] == "size")]
         if len(sizes):

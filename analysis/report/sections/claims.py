@@ -15,6 +15,7 @@ def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
     cl = evaluate_claims(
         {"runs": tables["runs"], "latency": tables["latency"], "study_runs": study.tables["runs"]},
         reference=s.reference,
+        compression_margin=s.margin,
         **s.kw,
     )
     disp = pd.DataFrame(
