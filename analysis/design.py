@@ -4,6 +4,9 @@ Every statistic analyses successful runs only (:func:`ok_runs`). Studies with in
 (``permute``, ``location_shift``, ``init``) and an MLP baseline are read through :func:`design_frame`,
 which normalises the factor columns and names each run's *arm* (the MLP, or the CNN variant); the
 standard report sections see only the CNN runs at the base level of every factor (:func:`base_runs`).
+``compression`` is a factor too: its base level ``none`` is the model as trained, so compressed runs
+(rows derived from a trained model, with its ``run_id`` as ``parent_run_id``) never enter a standard
+section, the inductive-bias hypotheses or calibration; the "Compression" section reads them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import pandas as pd
 from downscalexr.schema import THRESHOLD_METRICS
 
 MLP_MODEL = "mlp"
-BASE_LEVELS: dict[str, object] = {"permute": False, "location_shift": 0.0, "init": "random"}
+INDUCTIVE_FACTORS = ("permute", "location_shift", "init")
+NO_COMPRESSION = "none"
+BASE_LEVELS: dict[str, object] = {
+    "permute": False,
+    "location_shift": 0.0,
+    "init": "random",
+    "compression": NO_COMPRESSION,
+}
 POINT_NAMES = {"fixed": "the fixed threshold 0.5", "chosen": "the validation-chosen threshold"}
 CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
 
@@ -62,14 +72,21 @@ def ok_runs(runs: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
 def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs with normalised factor columns and an ``arm`` column naming the model (and variant).
 
-    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random.
-    ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs (``model:variant`` when the study
-    has several CNN models); ``is_mlp`` marks the MLP runs. Every status is kept.
+    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random,
+    ``compression`` missing -> none (a study stored before compression levels), ``parent_run_id``
+    missing -> the run's own id. ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs
+    (``model:variant`` when the study has several CNN models); ``is_mlp`` marks the MLP runs. Every
+    status is kept.
     """
     out = runs.copy()
     out["permute"] = out["permute"].astype("boolean").fillna(False).astype(bool)
     out["location_shift"] = out["location_shift"].astype(float).fillna(0.0)
     out["init"] = out["init"].astype("string").fillna("random").astype(str)
+    level = out["compression"] if "compression" in out else pd.Series(NO_COMPRESSION, index=out.index)
+    out["compression"] = level.astype("string").fillna(NO_COMPRESSION).astype(str)
+    if "run_id" in out:
+        parent = out["parent_run_id"] if "parent_run_id" in out else pd.Series(pd.NA, index=out.index)
+        out["parent_run_id"] = parent.astype("string").fillna(out["run_id"].astype("string")).astype(str)
     model = out["model"].astype(str)
     mlp = model == MLP_MODEL
     several = model[~mlp].nunique() > 1
@@ -143,7 +160,8 @@ def has_inductive_design(runs: pd.DataFrame, kernels: pd.DataFrame | None = None
     consistency, or first-layer kernels.
     """
     d = design_frame(runs[runs["status"] == "ok"])
-    varied = any(d[f].nunique() > 1 for f in BASE_LEVELS)
+    d = d[d["compression"] == NO_COMPRESSION]
+    varied = any(d[f].nunique() > 1 for f in INDUCTIVE_FACTORS)
     measured = any(d[c].notna().any() for c in CONSISTENCY_MODES.values() if c in d)
     return bool(d["is_mlp"].any() or varied or measured or (kernels is not None and not kernels.empty))
 

@@ -35,7 +35,7 @@ SPEC_FILES = ("spec.yaml", "study.yaml", "study.yml", "spec.json")
 # the columns that name a cell of the design: one run per combination in a study
 DESIGN_COLUMNS = (
     "study", "dataset", "model", "variant", "seed", "data_fraction", "transform", "permute",
-    "location_shift", "init",
+    "location_shift", "init", "compression", "augment",
 )  # fmt: skip
 # settings every run of one specification shares (the runs table records them per run)
 ONE_PER_STUDY = {"study": "studies", "dataset": "data sets", "lr": "learning rates",

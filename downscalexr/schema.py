@@ -5,11 +5,14 @@ tables) and ``analysis`` (which reads them and must not import ``experiments``) 
 
 Tables
 ------
-runs         one row per cell (training run)
+runs         one row per cell (training run), and one per compression level of its trained model
 epochs       one row per cell x epoch
 predictions  one row per cell x test example (x class for multi-class tasks)
 latency      one row per cell x batch size x memory format x repeat
 kernels      one row per cell x weight of the model's first convolution (empty for models without one)
+
+A compression level applied to a cell's trained model is a run of its own (one ``runs`` row, its own
+``predictions`` and ``latency`` rows) whose ``parent_run_id`` names the cell's uncompressed run.
 
 Columns added after the first studies were stored (the inductive-bias factors and measurements) have
 defaults in :data:`LATE_DEFAULTS`; :func:`conform` fills them in when an older file lacks them.
@@ -52,6 +55,11 @@ RUNS: dict[str, str] = {
     "permute": "boolean",
     "location_shift": "float64",
     "init": "string",
+    # compression (issue 17): the level applied to the trained model ("none": the model as trained) and
+    # the run_id of the trained parent it was applied to (a "none" row is its own parent), so every
+    # compressed row pairs with its parent on the same seed, data and weights
+    "compression": "string",
+    "parent_run_id": "string",
     # model facts
     "params": "int64",
     "flops": "float64",
@@ -100,6 +108,22 @@ RUNS: dict[str, str] = {
     # shift consistency (Zhang 2019): P(same predicted class) under two random shifts; NaN when not measured
     "shift_consistency_circular": "float64",
     "shift_consistency_pad": "float64",
+    # compression facts (filled in studies with compression levels; see downscalexr.compress): zero
+    # fraction of the weights in the level's scope, of conv and of linear weights; non-zero parameters;
+    # the serialized state dict's bytes and gzip bytes (what the model costs to store, packed int8 weights
+    # included); the int8 path and engine; fine-tuning steps; seconds the level took; per-layer details
+    # (JSON: layer sparsity, channels before/after, quantized and fp32 layers)
+    "sparsity": "float64",
+    "sparsity_conv": "float64",
+    "sparsity_head": "float64",
+    "nonzero_params": "int64",
+    "state_dict_bytes": "int64",
+    "state_dict_gzip_bytes": "int64",
+    "quant_path": "string",
+    "quant_engine": "string",
+    "finetune_steps": "int64",
+    "compression_seconds": "float64",
+    "compression_detail": "string",
     # provenance
     "package_version": "string",
     "git_commit": "string",
@@ -176,13 +200,28 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         **dict.fromkeys(OPERATING_POINT_COLUMNS, float("nan")),
         "steps_run": -1,
         "best_step": -1,
+        "compression": "none",  # before compression levels, every run was the model as trained
+        "parent_run_id": pd.NA,  # read as the run's own id (analysis.design.design_frame)
+        "sparsity": float("nan"),
+        "sparsity_conv": float("nan"),
+        "sparsity_head": float("nan"),
+        "nonzero_params": -1,
+        "state_dict_bytes": -1,
+        "state_dict_gzip_bytes": -1,
+        "quant_path": pd.NA,
+        "quant_engine": pd.NA,
+        "finetune_steps": -1,
+        "compression_seconds": float("nan"),
+        "compression_detail": pd.NA,
     },
     "epochs": {"step": -1},
     "latency": {"reference_seconds": float("nan")},
 }
 INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")
 
-STATUSES = ("ok", "diverged", "failed")
+# "unsupported": a compression level that cannot apply to the model's operators (the reason in ``error``);
+# like "failed" and "diverged" it never enters a statistic, but it is a result, not an error of the grid
+STATUSES = ("ok", "diverged", "failed", "unsupported")
 # test-set metrics written by downscalexr.metrics.binary_metrics, in schema order
 METRIC_COLUMNS = tuple(RUNS)[list(RUNS).index("accuracy") : list(RUNS).index("threshold")]
 
@@ -387,3 +426,39 @@ COLUMN_DESCRIPTIONS["runs"] |= {
     for point in OPERATING_POINTS
     for metric in THRESHOLD_METRICS
 }
+# ---------------------------------------------------------------- descriptions of the compression columns
+# For docs/results.md: merged into COLUMN_DESCRIPTIONS at the end of this module, as
+# ``for table, columns in COMPRESSION_DESCRIPTIONS.items(): COLUMN_DESCRIPTIONS[table] |= columns``
+# (``status`` and ``error`` replace the descriptions written before the ``unsupported`` status).
+COMPRESSION_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "runs": {
+        "compression": "Compression level applied to the cell's trained model (`none`: the model as "
+        "trained; the levels are listed in docs/compression.md). Every level is a run of its own.",
+        "parent_run_id": "`run_id` of the uncompressed run the level was applied to (same seed, data and "
+        "weights before compression); a `none` run is its own parent.",
+        "sparsity": "Fraction of zero weights in the level's pruning scope (all weights, or convolutions "
+        "only for conv-scoped levels); NaN for runs without compression facts.",
+        "sparsity_conv": "Fraction of zero weights over the convolution layers.",
+        "sparsity_head": "Fraction of zero weights over the linear (head) layers.",
+        "nonzero_params": "Parameters that are not zero after compression; -1 when not measured.",
+        "state_dict_bytes": "Bytes of the serialized state dict (`torch.save`), packed int8 weights "
+        "included: what the model costs to store; -1 when not measured.",
+        "state_dict_gzip_bytes": "Bytes of the serialized state dict after gzip (where unstructured zeros "
+        "show); -1 when not measured.",
+        "quant_path": "Quantization API that ran (e.g. the eager `torch.ao.quantization` path); empty "
+        "for levels that do not quantize.",
+        "quant_engine": "Quantized engine (`torch.backends.quantized.engine`, e.g. `x86`); empty for "
+        "levels that do not quantize.",
+        "finetune_steps": "Optimiser steps of fine-tuning on the cell's training subset after pruning "
+        "(`_ft` levels); 0 for levels without, -1 when not recorded.",
+        "compression_seconds": "Wall-clock seconds the level took (fine-tuning and calibration included).",
+        "compression_detail": "JSON with per-layer details: sparsity per layer, channels before and after "
+        "channel pruning, quantized and fp32 layers.",
+        "status": "`ok`, `diverged` (non-finite training loss), `failed` (an exception; see `error`) or "
+        "`unsupported` (a compression level that cannot apply to the model's operators; see `error`).",
+        "error": "Why the run did not finish `ok` (message or traceback tail; for `unsupported`, which "
+        "operator lacks a kernel or cannot be pruned); empty otherwise.",
+    },
+}
+for _table, _described in COMPRESSION_DESCRIPTIONS.items():
+    COLUMN_DESCRIPTIONS[_table] |= _described

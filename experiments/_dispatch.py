@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from experiments._pool import Lost, WorkerPool
@@ -62,13 +63,18 @@ def run_cells(
     backend: Backend,
     provenance: dict,
     interruption: Interruption,
+    levels_only: Mapping[Cell, tuple[str, ...]] | None = None,
 ) -> Outcome:
-    """Compute ``todo`` and store each cell as it ends; see the module docstring."""
+    """Compute ``todo`` and store each cell as it ends; see the module docstring.
+
+    ``levels_only`` maps cells stored ``ok`` to the compression levels still to compute of them
+    (:attr:`experiments._resume.Plan.levels_only`); every other cell is computed whole.
+    """
     from tqdm import tqdm
 
     os.environ.update(worker_environment())  # inherited by every worker started from here on
     outcome = Outcome()
-    args = (spec.to_dict(), str(paths.root), provenance)
+    args = (spec.to_dict(), str(paths.root), provenance, dict(levels_only or {}))
     show = backend.progress and sys.stderr.isatty()
     bar = tqdm(total=len(todo), unit="cell", disable=not show, dynamic_ncols=True)
     counts: Counter = Counter()
@@ -90,7 +96,7 @@ def run_cells(
             for cell in todo:
                 if interruption.stop or outcome.unstored:
                     break
-                record(execute_cell(args[0], cell, *args[1:]))
+                record(execute_cell(args[0], cell, *args[1:3], args[3].get(cell)))
         else:
             _run_in_pool(todo, args, backend.n_jobs, record, interruption, outcome)
     except Cancelled:
@@ -103,8 +109,10 @@ def run_cells(
 
 
 def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, outcome: Outcome) -> None:
-    spec_dict, root, provenance = args
-    pool = WorkerPool(n_jobs, execute_cell, lambda cell: (spec_dict, cell, root, provenance))
+    spec_dict, root, provenance, levels_only = args
+    pool = WorkerPool(
+        n_jobs, execute_cell, lambda cell: (spec_dict, cell, root, provenance, levels_only.get(cell))
+    )
     interruption.raise_on_cancel = False  # the pool polls the flags and kills its workers itself
 
     def check() -> None:
@@ -116,7 +124,8 @@ def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, ou
     for event in pool.run(todo, check):
         if isinstance(event, Lost):
             outcome.lost += 1
-            record(store_lost_cell(spec_dict, event.item, root, provenance, event.exitcode))
+            levels = levels_only.get(event.item)
+            record(store_lost_cell(spec_dict, event.item, root, provenance, event.exitcode, levels))
         else:
             record(event.result)
     outcome.cancelled = interruption.cancel
@@ -129,7 +138,7 @@ def _run_on_dask(todo, args, backend: Backend, record, interruption: Interruptio
         for cell in todo:
             if interruption.stop or outcome.unstored:
                 return  # joblib then waits for the cells already dispatched
-            yield delayed(execute_cell)(args[0], cell, *args[1:])
+            yield delayed(execute_cell)(args[0], cell, *args[1:3], args[3].get(cell))
 
     with _dask_backend(backend.scheduler, backend.n_jobs):
         try:

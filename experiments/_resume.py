@@ -12,10 +12,12 @@ so that the directory never holds one design cell twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from experiments._compression import NONE, level_run_id, pending_levels
 from experiments.cell import Cell, cells_of, run_id
 from experiments.errors import UsageError
 from experiments.spec import SpecError, StudySpec, design_differences, from_dict, read_yaml
@@ -36,12 +38,16 @@ class Plan:
         Stored status (``ok``, ``failed``, ``diverged``) by run id, for cells stored now.
     todo : tuple of Cell
         The cells this run computes.
+    levels_only : dict
+        Cells of ``todo`` stored ``ok`` of which only compression levels are computed: the levels by
+        cell (see :mod:`experiments._compression`).
     """
 
     cells: tuple[Cell, ...]
     ids: dict[Cell, str]
     stored: dict[str, str]
     todo: tuple[Cell, ...]
+    levels_only: Mapping[Cell, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def retried(self) -> int:
@@ -50,17 +56,24 @@ class Plan:
 
     def mark(self, cell: Cell) -> str:
         """``todo`` (not stored), ``retry`` (stored as failed, computed again), ``redo`` (``--force``),
-        or the stored status of a kept cell (``ok``, ``diverged``, ``failed``)."""
+        ``levels`` (stored ``ok``, compression levels to compute), or the stored status of a kept cell
+        (``ok``, ``diverged``, ``failed``)."""
         status = self.stored.get(self.ids[cell])
         if status is None:
             return "todo"
+        if cell in self.levels_only:
+            return "levels"
         if cell not in self.todo:
             return status
         return "retry" if status == "failed" else "redo"
 
 
 def plan_cells(spec: StudySpec, stored: pd.DataFrame, force: bool, retry_failed: bool) -> Plan:
-    """Decide the cells to compute from the ``runs`` rows of the stored cells."""
+    """Decide the cells to compute from the ``runs`` rows of the stored cells (and of their levels).
+
+    A cell stored ``ok`` with compression levels missing (or failed, when retrying) is computed for
+    those levels only; a cell computed whole gets all its levels.
+    """
     cells = tuple(cells_of(spec))
     ids = {c: run_id(spec, c) for c in cells}
     status = dict(zip(stored["run_id"], stored["status"], strict=True))
@@ -69,8 +82,15 @@ def plan_cells(spec: StudySpec, stored: pd.DataFrame, force: bool, retry_failed:
         now = status.get(ids[cell])
         return force or now is None or (retry_failed and now == "failed")
 
+    levels_only = {}
+    for cell in cells:
+        if not needed(cell) and status.get(ids[cell]) == "ok":
+            pending = pending_levels(spec, ids[cell], status, retry_failed)
+            if pending:
+                levels_only[cell] = pending
+    todo = tuple(c for c in cells if needed(c) or c in levels_only)
     mine = set(ids.values())
-    return Plan(cells, ids, {k: v for k, v in status.items() if k in mine}, tuple(filter(needed, cells)))
+    return Plan(cells, ids, {k: v for k, v in status.items() if k in mine}, todo, levels_only)
 
 
 def check_same_design(paths: StudyPaths, spec: StudySpec, stored: pd.DataFrame | None = None) -> list[str]:
@@ -119,7 +139,10 @@ def check_same_design(paths: StudyPaths, spec: StudySpec, stored: pd.DataFrame |
 
 
 def run_id_under(spec: StudySpec, row: pd.Series) -> str | None:
-    """The run id the stored ``runs`` row's design cell gets under ``spec`` (None: not in ``spec``)."""
+    """The run id the stored ``runs`` row's design cell gets under ``spec`` (None: not in ``spec``).
+
+    A compression level's row gets the id of that level of its design cell.
+    """
     shift = row["location_shift"]
     cell = Cell(
         str(row["study"]),
@@ -134,6 +157,8 @@ def run_id_under(spec: StudySpec, row: pd.Series) -> str | None:
         str(row["init"]),
     )
     try:
-        return run_id(spec, cell)
+        rid = run_id(spec, cell)
     except SpecError:  # its model family is not in spec
         return None
+    level = row.get("compression", NONE)
+    return rid if pd.isna(level) or level == NONE else level_run_id(rid, str(level))

@@ -17,9 +17,10 @@ import torch
 
 from downscalexr.data.base import ImageSplits
 from downscalexr.data.registry import load_dataset, seed_dependent
+from experiments._compression import failed_levels, stored_levels_only, write_runs
 from experiments.cell import Cell, data_options, run_cell, run_id
 from experiments.spec import StudySpec, from_dict
-from experiments.store import StudyPaths, write_cell
+from experiments.store import StudyPaths
 
 # glibc reads these at process start: they must be in the environment before a worker is spawned.
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000000"}
@@ -98,13 +99,19 @@ class WorkerLostError(RuntimeError):
     """The worker process running a cell died (killed by a signal, e.g. by the out-of-memory killer)."""
 
 
-def execute_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict) -> dict:
+def execute_cell(
+    spec_dict: dict, cell: Cell, root: str, provenance: dict, levels_only: tuple[str, ...] | None = None
+) -> dict:
     """Run one cell in this process and store it; return a short summary for the progress display.
 
     Returns ``{"run_id", "status", "seconds", "cell", "error"}``. The runner decides which cells to
     compute (it holds the study directory's lock), so a stored cell handed in here is recomputed. When
     its files cannot be written (disk full, no permission) the status is ``"unstored"`` and ``error``
     says why: nothing of the cell is left half-written, and the runner stops.
+
+    ``levels_only`` names compression levels of a cell stored ``ok``: the cell is retrained, checked
+    against its stored rows, and only those levels are stored (see :mod:`experiments._compression`);
+    the status is then ``failed`` when a level failed.
     """
     torch.set_num_threads(1)
     spec = from_dict(StudySpec, spec_dict)
@@ -114,24 +121,39 @@ def execute_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict) -> di
         data = data_for(spec, cell)
     except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
         data = _Unavailable(exc)
-    tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()})
+    tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()}, levels_only)
+    if levels_only is not None:
+        tables = stored_levels_only(StudyPaths(root), tables, rid, levels_only)
     summary = {"run_id": rid, "seconds": time.perf_counter() - t0, "cell": cell}
     try:
-        write_cell(StudyPaths(root), tables)
+        write_runs(StudyPaths(root), tables)
     except OSError as exc:
         return summary | {"status": "unstored", "error": f"cannot write results: {describe_os_error(exc)}"}
-    row = tables["runs"].iloc[0]
+    runs = tables["runs"]
+    if levels_only is not None:  # only level rows were stored: ok unless one of them failed
+        runs = runs[runs["status"] == "failed"]
+        if runs.empty:
+            return summary | {"status": "ok", "error": ""}
+    row = runs.iloc[0]
     return summary | {
         "status": str(row["status"]),
         "error": str(row["error"]) if row["status"] != "ok" else "",
     }
 
 
-def store_lost_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict, exitcode: int | None) -> dict:
+def store_lost_cell(
+    spec_dict: dict,
+    cell: Cell,
+    root: str,
+    provenance: dict,
+    exitcode: int | None,
+    levels_only: tuple[str, ...] | None = None,
+) -> dict:
     """Store a cell whose worker process died as ``failed``, with why; return its summary.
 
     Runs in the runner's process: the cell's run is not repeated (it may be what killed the worker),
-    and a plain rerun retries it like any failed cell.
+    and a plain rerun retries it like any failed cell. For a ``levels_only`` job (see
+    :func:`execute_cell`) the stored cell is kept and only those levels are stored as failed.
     """
     spec = from_dict(StudySpec, spec_dict)
     if exitcode is not None and exitcode < 0:
@@ -141,10 +163,12 @@ def store_lost_cell(spec_dict: dict, cell: Cell, root: str, provenance: dict, ex
     else:
         how = f"exited with code {exitcode}"
     error = WorkerLostError(f"the worker process running this cell {how}; a rerun retries the cell")
-    tables = run_cell(spec, cell, _Unavailable(error), provenance)
-    write_cell(StudyPaths(root), tables)
-    row = tables["runs"].iloc[0]
-    return {"run_id": row["run_id"], "status": "failed", "seconds": 0.0, "cell": cell, "error": str(error)}
+    tables = run_cell(spec, cell, _Unavailable(error), provenance, levels=())
+    if levels_only is not None:
+        tables = failed_levels(tables, run_id(spec, cell), levels_only, str(error))
+    write_runs(StudyPaths(root), tables)
+    rid = run_id(spec, cell)
+    return {"run_id": rid, "status": "failed", "seconds": 0.0, "cell": cell, "error": str(error)}
 
 
 def describe_os_error(exc: OSError) -> str:

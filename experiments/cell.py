@@ -34,6 +34,7 @@ from downscalexr.models import count_params, create_model, forward_flops, model_
 from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.operating_point import score_operating_points
 from downscalexr.train import evaluate, fit, predict_scores
+from experiments._compression import compress_trained, compressed_levels, concat_tables
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
 TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels")
@@ -136,18 +137,28 @@ def build_model(spec: StudySpec, cell: Cell, input_shape: tuple[int, int, int], 
 
 
 def run_cell(
-    spec: StudySpec, cell: Cell, data: ImageSplits, provenance: dict | None = None
+    spec: StudySpec,
+    cell: Cell,
+    data: ImageSplits,
+    provenance: dict | None = None,
+    levels: tuple[str, ...] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Train and evaluate one cell; return ``{"runs", "epochs", "predictions", "latency", "kernels"}``.
 
     ``kernels`` holds the trained first convolution's weights of an ``ok`` cell (one row per weight);
-    it is empty for a model without a convolution and for a failed or diverged cell.
+    it is empty for a model without a convolution and for a failed or diverged cell. The tables also
+    hold the rows of the compression ``levels`` of the trained model (default: the study's, see
+    :mod:`experiments._compression`), the cell's own rows first.
     """
-    return run_cell_with_model(spec, cell, data, provenance)[0]
+    return run_cell_with_model(spec, cell, data, provenance, levels)[0]
 
 
 def run_cell_with_model(
-    spec: StudySpec, cell: Cell, data: ImageSplits, provenance: dict | None = None
+    spec: StudySpec,
+    cell: Cell,
+    data: ImageSplits,
+    provenance: dict | None = None,
+    levels: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], torch.nn.Module | None]:
     """:func:`run_cell`, also returning the trained model (None when the cell failed before it was built)."""
     model = None
@@ -156,10 +167,12 @@ def run_cell_with_model(
     row: dict = {c: math.nan for c in schema.METRIC_COLUMNS} | {"threshold": math.nan}
     row |= _design_row(spec, cell, rid) | _provenance(provenance) | {"started_at": started}
     tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]}
+    levels = compressed_levels(spec) if levels is None else tuple(levels)
     try:
-        row, tables, model = _train_and_measure(spec, cell, data, rid, row)
+        row, tables, model = _train_and_measure(spec, cell, data, rid, row, levels)
     except Exception as exc:  # a failed cell is a result to store, not a reason to stop the grid
         row |= {"status": "failed", "error": _short_traceback(exc)}
+    compressed = tables.pop("compressed", None)
     row["finished_at"] = _now()
     runs = pd.DataFrame([row])
     for col in schema.RUNS:
@@ -167,11 +180,11 @@ def run_cell_with_model(
             runs[col] = (
                 pd.NA if schema.RUNS[col] == "string" else (-1 if schema.RUNS[col] == "int64" else math.nan)
             )
-    conformed = {k: schema.conform(k, v) for k, v in tables.items()}
-    return {"runs": schema.conform("runs", runs)} | conformed, model
+    out = {"runs": schema.conform("runs", runs)} | {k: schema.conform(k, v) for k, v in tables.items()}
+    return (out if compressed is None else concat_tables([out, compressed])), model
 
 
-def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str, row: dict):
+def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str, row: dict, levels=()):
     binary = data.num_classes == 2
     index = nested_fractions(data.y_train, spec.fractions, cell.seed)[cell.data_fraction]
     data = standardized(data, index)
@@ -234,6 +247,9 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         row |= _consistency(spec, cell, model, data.x_test)
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
+    if levels:  # rows of the compression levels of this trained model (experiments._compression)
+        facts, tables["compressed"] = compress_trained(spec, model, data, index, row, levels)
+        row |= facts
     return row, tables, model
 
 
@@ -325,6 +341,8 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "permute": cell.permute,
         "location_shift": math.nan if cell.location_shift is None else cell.location_shift,
         "init": cell.init,
+        "compression": "none",
+        "parent_run_id": rid,
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,

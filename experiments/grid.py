@@ -33,6 +33,7 @@ import yaml
 from downscalexr.latency import cpu_model, reference_description
 from downscalexr.provenance import git_commit
 from experiments._arguments import build_parser, resolve_spec
+from experiments._compression import level_counts, level_summary
 from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
 from experiments._preflight import check_study
@@ -128,7 +129,8 @@ def _dry_run(spec: StudySpec, paths: StudyPaths, args, n_jobs: int) -> int:
     superseded = check_same_design(paths, spec, stored)
     stored = stored[~stored["run_id"].isin(superseded)]
     plan = plan_cells(spec, stored, args.force, not args.no_retry_failed)
-    eta = estimate_seconds(spec, stored, list(plan.todo), n_jobs)
+    parents = stored[stored["compression"] == "none"]  # a compression level's row is no cell
+    eta = estimate_seconds(spec, parents, list(plan.todo), n_jobs)
     print_dry_run(plan, eta, n_jobs, len(superseded))
     return EXIT_OK
 
@@ -165,8 +167,9 @@ def _run_locked(
         backend = Backend(args.backend, n_jobs, args.scheduler, progress=not args.quiet)
         t0 = time.perf_counter()
         outcome = run_cells(
-            spec, list(plan.todo), paths, backend, {"git_commit": env["git_commit"]}, interruption
-        )
+            spec, list(plan.todo), paths, backend, {"git_commit": env["git_commit"]}, interruption,
+            plan.levels_only,
+        )  # fmt: skip
         elapsed = time.perf_counter() - t0
         if outcome.cancelled or interruption.signum is not None:
             return _interrupted(spec, paths, interruption)
@@ -179,8 +182,12 @@ def _finish(
     """Print the summary and the one-line verdict; return the exit code."""
     runs = read_study(paths.root)["runs"]  # also sets aside any invalid or foreign file of any table
     mine = runs[runs["run_id"].isin(set(plan.ids.values()))]
+    parents = list(plan.ids.values())
+    levels = level_counts(runs, spec, parents)
     if not quiet:
         print_summary(mine, outcome.results, elapsed, len(plan.cells))
+        for line in level_summary(runs, spec, parents):
+            print(line)
         if cleaned:
             print(f"removed {cleaned} leftover temporary file(s) of an interrupted run")
     stored = f"{len(mine)} of {len(plan.cells)} cells stored"
@@ -193,12 +200,15 @@ def _finish(
             file=sys.stderr,
         )
         return EXIT_ENVIRONMENT
-    if len(mine) == len(plan.cells) and bool((mine["status"] == "ok").all()):
+    # an unsupported compression level is a result (the operator has no such kernel), not a failure
+    bad_levels = levels["failed"] + levels["missing"]
+    if len(mine) == len(plan.cells) and bool((mine["status"] == "ok").all()) and not bad_levels:
         return EXIT_OK
     counts = mine["status"].value_counts()
+    extra = f", {bad_levels} compression level(s) failed or missing" if bad_levels else ""
     print(
         f"experiments.grid: {counts.get('failed', 0)} failed and {counts.get('diverged', 0)} diverged "
-        f"cell(s); {stored}; a rerun retries the failed ones",
+        f"cell(s){extra}; {stored}; a rerun retries the failed ones",
         file=sys.stderr,
     )
     return EXIT_CELLS_NOT_OK

@@ -9,6 +9,8 @@ are rejected with a message that names the key and lists the valid ones. Built-i
       - {name: lenet, options: {channels: [16, 32]}}
       - {name: mlp, options: {match: lenet}}          # variant "none"; inherits lenet's options
     factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen]}
+
+and compression levels of every trained model with ``factors: {compression: [none, int8_static]}``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from downscalexr.compress import list_levels
 from downscalexr.operating_point import THRESHOLD_RULES
 from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
 from downscalexr.train import TrainConfig
@@ -127,14 +130,20 @@ class FactorSpec:
         First convolution's initialisation: ``random`` (the seeded default), ``edge_frozen`` or
         ``edge_trainable`` (a fixed bank of oriented edge detectors, see
         :mod:`downscalexr.models.edge_init`). Models without a convolution only get ``random``.
+    compression : tuple of str
+        Compression levels applied to every cell's trained model (:func:`downscalexr.compress.list_levels`;
+        must include ``none``, the model as trained). Levels are not cells: each is a ``runs`` row of its
+        own derived from the cell's model, with the cell's ``run_id`` as ``parent_run_id`` (see
+        :mod:`experiments._compression`).
     """
 
     permute: tuple[bool, ...] = (False,)
     location_shift: tuple[float | None, ...] = (None,)
     init: tuple[str, ...] = ("random",)
+    compression: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
-        for name in ("permute", "location_shift", "init"):
+        for name in ("permute", "location_shift", "init", "compression"):
             levels = getattr(self, name)
             if not levels:
                 raise SpecError(f"factors.{name} must list at least one level")
@@ -143,6 +152,16 @@ class FactorSpec:
         bad = [v for v in self.init if v not in INIT_CHOICES]
         if bad:
             raise SpecError(f"factors.init: unknown level(s) {bad}; choose from {', '.join(INIT_CHOICES)}")
+        bad = [v for v in self.compression if v not in list_levels()]
+        if bad:
+            raise SpecError(
+                f"factors.compression: unknown level(s) {bad}; choose from {', '.join(list_levels())}"
+            )
+        if "none" not in self.compression:
+            raise SpecError(
+                "factors.compression must include none (the model as trained): every compressed level "
+                f"is compared with its uncompressed parent; got {list(self.compression)}"
+            )
         for r in self.location_shift:
             if r is not None and not 0 < r < 1:
                 raise SpecError(

@@ -23,6 +23,8 @@ import pytest
 
 import analysis
 from analysis.simulation import (
+    LevelPlan,
+    simulate_compression_study,
     simulate_inductive_study,
     simulate_multiclass_study,
     simulate_saliency,
@@ -184,14 +186,56 @@ SEEDED = (
         "multiclass",
         random=False,
     ),
+    Seeded(
+        "compression_changes",
+        lambda t, s: analysis.compression_changes(t["runs"], n_boot=N_BOOT, seed=s),
+        (("diff", "low", "high"),),
+        study="compression",
+        random=False,  # the t procedure over seeds
+    ),
+    Seeded(
+        "compression_equivalence",
+        lambda t, s: analysis.compression_equivalence(t["runs"], n_boot=N_BOOT, seed=s),
+        (("estimate", "low", "high"), ("estimate", "low_eq", "high_eq")),
+        study="compression",
+        random=False,  # the t procedure over seeds
+    ),
+    Seeded(
+        "compression_interaction",
+        lambda t, s: analysis.compression_interaction(t["runs"], n_boot=N_BOOT, seed=s),
+        (("estimate", "low", "high"),),
+        study="compression",
+        random=False,  # the t procedure over seeds
+    ),
+    Seeded(
+        "compression_latency",
+        lambda t, s: analysis.compression_latency(t["latency"], t["runs"], n_boot=N_BOOT, seed=s),
+        (("ratio", "low", "high"), ("median_ms", "median_low", "median_high")),
+        study="compression",
+    ),
+    Seeded(
+        "compression_sizes",
+        lambda t, s: analysis.compression_sizes(t["runs"], n_boot=N_BOOT, seed=s),
+        (("mean", "low", "high"),),
+        study="compression",
+        random=False,  # the t procedure over seeds
+    ),
+    Seeded(
+        "prediction_flips",
+        lambda t, s: analysis.prediction_flips(t["predictions"], t["runs"], n_boot=N_BOOT, seed=s),
+        (("flip_share", "low", "high"),),
+        study="compression",
+        random=False,  # the t procedure over seeds
+    ),
 )
 IDS = [s.name for s in SEEDED]
 
 
 @pytest.fixture(scope="module")
 def studies() -> dict[str, dict]:
-    """A standard study with 10 seeds (so intervals are bootstrapped), an inductive-bias study, and a
-    multi-class study of two models (LeNet and ResNet) with an operator effect diluted in the ResNet."""
+    """A standard study with 10 seeds, an inductive-bias study, a multi-class study of two models (LeNet
+    and ResNet) with an operator effect diluted in the ResNet, and a compression study (every run with
+    pruned and int8 copies)."""
     standard = simulate_study(
         seeds=10,
         fractions=(0.25, 0.5, 1.0),
@@ -221,7 +265,25 @@ def studies() -> dict[str, dict]:
     )
     saliency = simulate_saliency(multiclass["runs"], localisation={"lenet:maxpool": 0.6}, n_images=6, seed=34)
     multiclass |= {k: saliency[k] for k in ("saliency", "saliency_maps")}
-    return {"standard": standard, "inductive": inductive, "multiclass": multiclass}
+    compression = simulate_compression_study(
+        {
+            "prune_l1_50": LevelPlan(change=0.0),
+            "int8_static": LevelPlan(change={"maxpool": -0.03}, latency_ratio=0.6, size_ratio=0.25),
+        },
+        variants=("avgpool", "maxpool"),
+        seeds=10,
+        fractions=(0.5, 1.0),
+        n_test=100,
+        latency_repeats=4,
+        latency_drift=0.1,
+        seed=33,
+    )
+    return {
+        "standard": standard,
+        "inductive": inductive,
+        "multiclass": multiclass,
+        "compression": compression,
+    }
 
 
 def _tables(studies: dict, stat: Seeded) -> dict[str, pd.DataFrame]:

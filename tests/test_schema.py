@@ -48,3 +48,13 @@ def test_kernels_table_is_part_of_the_contract():
     assert "kernels" in schema.TABLES
     assert list(schema.empty("kernels").columns) == list(schema.KERNELS)
     assert schema.LATE_DEFAULTS["runs"]["init"] in schema.INIT_CHOICES
+
+
+def test_every_compression_column_has_a_description():
+    from experiments._compression import FACT_COLUMNS
+
+    described = schema.COMPRESSION_DESCRIPTIONS["runs"]
+    added = {"compression", "parent_run_id", "compression_seconds", "compression_detail", *FACT_COLUMNS}
+    assert added <= set(described) <= set(schema.RUNS)
+    assert all(status in described["status"] for status in schema.STATUSES)
+    assert all(len(text) > 20 for text in described.values())

@@ -100,9 +100,16 @@ def provenance_lines(
         f"version(s) {_distinct(runs, 'package_version')}, torch {_distinct(runs, 'torch_version')}.",
         f"Study specification: {spec_text}.",
         f"Seeds ({len(seeds)}): {', '.join(map(str, seeds))}; {len(ok)} successful runs, "
-        f"{int((runs['status'] != 'ok').sum())} failed or diverged (excluded from all statistics).",
+        f"{int((~runs['status'].isin(['ok', 'unsupported'])).sum())} failed or diverged (excluded from all "
+        f"statistics){_unsupported(runs)}.",
         f"Machine of the runs: CPU {_distinct(runs, 'cpu')}; threads {_distinct(runs, 'threads')}; "
         f"host {_distinct(runs, 'host_id')}. "
         f"Environment (environment.json): {_environment(provenance.get('environment'))}.",
         *_methods(settings, n_contrasts),
     ]
+
+
+def _unsupported(runs: pd.DataFrame) -> str:
+    """``, N compression levels unsupported by their operator`` when the study has such rows."""
+    n = int((runs["status"] == "unsupported").sum())
+    return f", {n} compression level(s) unsupported by their operator (see 'Compression')" if n else ""

@@ -44,8 +44,10 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
         f"{', '.join(sorted(set(ok['variant'])))}; data fractions {_fractions(ok['data_fraction'])}; "
         f"{ok['seed'].nunique()} seeds. All intervals are {s.level} intervals."
     ]
-    n_all = int((study.tables["runs"]["status"] == "ok").sum())
-    models = sorted(set(study.tables["runs"]["model"].astype(str)) - {MLP_MODEL})
+    every = study.tables["runs"]
+    level = every["compression"].fillna("none") if "compression" in every else pd.Series("none", every.index)
+    n_all = int(((every["status"] == "ok") & (level == "none")).sum())
+    models = sorted(set(every["model"].astype(str)) - {MLP_MODEL})
     if len(ok) < n_all:
         which = f"{primary_model(study.tables['runs'])} runs" if len(models) > 1 else "CNN runs"
         lines.append(
@@ -58,6 +60,12 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
             f"The study trains {len(models)} CNN models ({', '.join(models)}); the standard sections "
             f"analyse {primary_model(study.tables['runs'])} only, so no variant's effect is averaged over "
             "architectures; the other models appear in the sections that compare models."
+        )
+    n_compressed = int(((every["status"] == "ok") & (level != "none")).sum())
+    if n_compressed:
+        lines.append(
+            f"{n_compressed} successful compressed runs (compression levels of the trained models) are "
+            "analysed in 'Compression' only; every other section uses the uncompressed models."
         )
     return lines
 
@@ -241,6 +249,34 @@ def dilution_findings(study: Study, results: dict, s: Settings) -> list[str]:
     return lines
 
 
+def compression_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """Per compression level: the pooled accuracy change of each variant, and the latency and size ratios."""
+    result = results.get("compression")
+    if not result:
+        return []
+    ch = result["changes"]
+    pooled = ch[ch["data_fraction"].isna() & (ch["metric"] == "accuracy")]
+    lat, size = result["latency"], result["sizes"]
+    lines = []
+    for level, part in pooled.groupby("compression", sort=True):
+        changes = ", ".join(
+            f"{r.arm} {format_interval(r.diff, r.low, r.high, percent=True)} pp" for r in part.itertuples()
+        )
+        text = f"Compression {level}: accuracy change vs uncompressed (pooled over fractions) {changes}"
+        if len(lat):
+            mine = lat[(lat["compression"] == level) & (lat["memory_format"] == "contiguous")]
+            for batch, rows in mine.groupby("batch_size", sort=True):
+                text += (
+                    f"; latency ratio at batch {batch} (contiguous, over variants) "
+                    f"{rows['ratio'].min():.2f} to {rows['ratio'].max():.2f}"
+                )
+        sizes = size[(size["compression"] == level) & (size["measure"] == "size")]
+        if len(sizes):
+            text += f"; state-dict size ratio {sizes['mean'].min():.2f} to {sizes['mean'].max():.2f}"
+        lines.append(text + ".")
+    return lines
+
+
 Finding = Callable[[Study, dict, Settings], list[str]]
 FINDINGS: tuple[Finding, ...] = (
     run_counts,
@@ -252,6 +288,7 @@ FINDINGS: tuple[Finding, ...] = (
     claim_findings,
     hypothesis_findings,
     dilution_findings,
+    compression_findings,
 )
 
 

@@ -8,10 +8,13 @@
   planted recall, confusions, operator effects per model, training curves).
 * :mod:`analysis.simulation.saliency`: :func:`simulate_saliency` (saliency tables with planted
   localisation and deletion areas for a simulated study's runs).
+* :mod:`analysis.simulation.compression`: :func:`simulate_compression_study` (compressed copies of
+  every run, with planted accuracy changes, latency and size ratios).
 * :mod:`analysis.simulation.coverage`: coverage of the intervals and the Holm family-wise error
   (``python -m analysis.validate``).
 """
 
+from analysis.simulation.compression import LevelPlan, simulate_compression_study
 from analysis.simulation.inductive import InductivePlan, simulate_inductive_study
 from analysis.simulation.multiclass import MulticlassPlan, simulate_multiclass_study
 from analysis.simulation.saliency import simulate_saliency
@@ -19,8 +22,10 @@ from analysis.simulation.study import StudyPlan, simulate_study
 
 __all__ = [
     "InductivePlan",
+    "LevelPlan",
     "MulticlassPlan",
     "StudyPlan",
+    "simulate_compression_study",
     "simulate_inductive_study",
     "simulate_multiclass_study",
     "simulate_saliency",

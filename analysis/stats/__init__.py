@@ -11,6 +11,8 @@ module                    computes
 ``bias``                  FPR / FNR / criterion / d' with intervals; per-seed McNemar tests
 ``mixed``                 mixed-effects models with likelihood-ratio tests
 ``latency``               ratios of (speed-adjusted) median latencies
+``compression``           compressed models against their parents: changes, equivalence, reordering,
+                          latency and size ratios, flipped decisions
 ``curves``                learning curves, power-law fits, examples needed to reach a target
 ``power``                 minimum detectable difference and seeds needed
 ``calibration``           reliability curves and expected calibration error
@@ -29,6 +31,14 @@ Every function takes the study's tables (DataFrames from :mod:`analysis.load`), 
 from analysis.stats.bca import bca_means
 from analysis.stats.bias import bias_summary, mcnemar_tests
 from analysis.stats.calibration import expected_calibration_error, reliability_curve
+from analysis.stats.compression import (
+    compression_changes,
+    compression_equivalence,
+    compression_interaction,
+    compression_latency,
+    compression_sizes,
+    prediction_flips,
+)
 from analysis.stats.contrasts import contrast_test, paired_contrasts, paired_differences, per_seed_contrast
 from analysis.stats.curves import examples_to_target, fit_power_law, learning_curve, power_law_fits
 from analysis.stats.difficulty import example_difficulty
@@ -73,6 +83,11 @@ __all__ = [
     "confused_pair_contrasts",
     "confused_pairs",
     "confusion_matrices",
+    "compression_changes",
+    "compression_equivalence",
+    "compression_interaction",
+    "compression_latency",
+    "compression_sizes",
     "contrast_test",
     "crossed_mean_interval",
     "dilution_contrasts",
@@ -99,6 +114,7 @@ __all__ = [
     "percentile_interval",
     "power_analysis",
     "power_law_fits",
+    "prediction_flips",
     "prediction_matrix",
     "reliability_curve",
     "resample_indices",

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from analysis.design import POINT_NAMES, at_operating_point, ok_runs, reported_point
+from analysis.design import NO_COMPRESSION, POINT_NAMES, at_operating_point, ok_runs, reported_point
+from analysis.stats.compression import (
+    compression_equivalence,
+    compression_latency,
+    compression_sizes,
+    has_compression,
+)
 from analysis.stats.contrasts import paired_contrasts
 from analysis.stats.latency import latency_ratios
 from analysis.stats.mixed import fit_mixed
@@ -31,7 +38,8 @@ class ClaimData:
     """What every claim function sees: the study's tables and the analysis settings.
 
     ``runs`` holds the ok runs only; ``all_runs`` every run (the latency table is joined to it);
-    ``variants`` the variants with ok runs.
+    ``variants`` the variants with ok runs. Both hold uncompressed runs only; ``study_runs`` holds every
+    run of the study, compressed levels included (the compression claims read it).
     """
 
     runs: pd.DataFrame
@@ -42,6 +50,8 @@ class ClaimData:
     alpha: float
     seed: int
     margin: float
+    study_runs: pd.DataFrame | None = None
+    compression_margin: float = 0.02
 
     @property
     def variants(self) -> set[str]:
@@ -50,6 +60,37 @@ class ClaimData:
     @property
     def kw(self) -> dict:
         return {"n_boot": self.n_boot, "alpha": self.alpha, "seed": self.seed}
+
+    # The compression statistics several claims share, computed once per evaluation (None: no
+    # compressed runs). cached_property writes the instance's __dict__, which a frozen dataclass allows.
+    @cached_property
+    def compression_runs(self) -> pd.DataFrame | None:
+        runs = self.study_runs
+        return runs if runs is not None and has_compression(runs) else None
+
+    @cached_property
+    def compression_equivalence(self) -> pd.DataFrame:
+        runs = self.compression_runs
+        return (
+            pd.DataFrame()
+            if runs is None
+            else compression_equivalence(runs, margin=self.compression_margin, **self.kw)
+        )
+
+    @cached_property
+    def compression_sizes(self) -> pd.DataFrame:
+        runs = self.compression_runs
+        return pd.DataFrame() if runs is None else compression_sizes(runs, **self.kw)
+
+    @cached_property
+    def int8_latency(self) -> pd.DataFrame:
+        """Latency ratios of the int8 levels (the only claims about latency; the bootstrap is costly)."""
+        runs, latency = self.compression_runs, self.latency
+        if runs is None or latency is None or latency.empty:
+            return pd.DataFrame()
+        level = runs["compression"].fillna(NO_COMPRESSION)
+        runs = runs[(level == NO_COMPRESSION) | level.str.startswith("int8")]
+        return compression_latency(latency, runs, **self.kw)
 
 
 def _row(claim: str, test: str, estimate: float, low: float, high: float, verdict: str, detail: str) -> dict:
@@ -207,6 +248,86 @@ def strided_like_maxpool(data: ClaimData) -> dict:
     return _row(claim, test, acc["diff"], acc["low"], acc["high"], combine_verdicts(parts), detail)
 
 
+COMPRESSION_SOURCE = "single-run chest X-ray pruning / quantization studies (issue 17)"
+_NEEDS_LEVELS = "needs compressed runs (factors.compression in the study file, e.g. the compression study)"
+
+
+def _compression_row(claim: str, test: str, estimate, low, high, verdict: str, detail: str) -> dict:
+    return _row(claim, test, estimate, low, high, verdict, detail) | {"source": COMPRESSION_SOURCE}
+
+
+def pruning_keeps_accuracy(data: ClaimData) -> dict:
+    """Every pruning level's accuracy change against its parent lies above -margin, pooled over fractions."""
+    claim = "pruning keeps or even improves accuracy"
+    test = "paired accuracy change pruned - unpruned (pooled over fractions) above -margin"
+    eq = data.compression_equivalence
+    pruned = eq[eq["compression"].str.startswith("prune")] if len(eq) else eq
+    if pruned.empty:
+        return _untestable(claim, test, _NEEDS_LEVELS + " with a pruning level") | {
+            "source": COMPRESSION_SOURCE
+        }
+    verdicts = [
+        directional_verdict(r.low, r.high, direction=1, null=-data.compression_margin)
+        for r in pruned.itertuples()
+    ]
+    worst = pruned.loc[pruned["low"].idxmin()]
+    changes = "; ".join(f"{r.compression} on {r.arm} {100 * r.estimate:+.1f} pp" for r in pruned.itertuples())
+    detail = (
+        f"margin {100 * data.compression_margin:g} pp; every level x variant must lie above it; {changes}"
+    )
+    test += f"; lowest: {worst['compression']} on {worst['arm']}"
+    verdict = combine_verdicts(verdicts)
+    return _compression_row(claim, test, worst["estimate"], worst["low"], worst["high"], verdict, detail)
+
+
+def _int8_claim(data: ClaimData, level: str, claim: str) -> dict:
+    """Accuracy within the margin, a smaller state dict and lower CPU latency, for every variant."""
+    test = f"{level} - fp32 accuracy change within +-margin; size and latency ratios below 1"
+    eq = data.compression_equivalence
+    eq = eq[eq["compression"] == level] if len(eq) else eq
+    if eq.empty:
+        return _untestable(claim, test, f"{_NEEDS_LEVELS} with level {level}") | {
+            "source": COMPRESSION_SOURCE
+        }
+    parts = [equivalence_verdict(r.low, r.high, margin=data.compression_margin) for r in eq.itertuples()]
+    sizes = data.compression_sizes
+    sizes = sizes[(sizes["compression"] == level) & (sizes["measure"] == "size")]
+    parts += [directional_verdict(r.low, r.high, direction=-1, null=1.0) for r in sizes.itertuples()]
+    detail = (
+        f"margin {100 * data.compression_margin:g} pp; "
+        f"size ratio {sizes['mean'].min():.2f} to {sizes['mean'].max():.2f}"
+    )
+    lr = data.int8_latency
+    lr = lr[lr["compression"] == level] if len(lr) else lr
+    if lr.empty:
+        parts.append(UNRESOLVED)
+        detail += "; no latency measured"
+    else:
+        parts += [directional_verdict(np.log(r.low), np.log(r.high), direction=-1) for r in lr.itertuples()]
+        slow = lr.loc[lr["ratio"].idxmax()]
+        detail += (
+            f"; latency ratio {lr['ratio'].min():.2f} to {slow['ratio']:.2f} (slowest: {slow['arm']}, batch "
+            f"{slow['batch_size']}, {slow['memory_format']})"
+        )
+    far = eq.loc[eq["estimate"].abs().idxmax()]
+    test += f"; accuracy shown for {far['arm']}"
+    return _compression_row(
+        claim, test, far["estimate"], far["low"], far["high"], combine_verdicts(parts), detail
+    )
+
+
+def int8_static_keeps_accuracy(data: ClaimData) -> dict:
+    """Static int8 keeps accuracy within the margin, shrinks the model and speeds up CPU inference."""
+    claim = "int8 (static) keeps accuracy while shrinking the model and speeding up CPU inference"
+    return _int8_claim(data, "int8_static", claim)
+
+
+def int8_dynamic_keeps_accuracy(data: ClaimData) -> dict:
+    """Dynamic int8 (linear layers only) keeps accuracy, shrinks the model and speeds up CPU inference."""
+    claim = "int8 (dynamic) keeps accuracy while shrinking the model and speeding up CPU inference"
+    return _int8_claim(data, "int8_dynamic", claim)
+
+
 CLAIMS: tuple[Callable[[ClaimData], dict], ...] = (
     maxpool_over_predicts_at_fixed,
     maxpool_over_predicts_at_chosen,
@@ -214,6 +335,9 @@ CLAIMS: tuple[Callable[[ClaimData], dict], ...] = (
     strided_fastest,
     pooling_helps_small_data,
     strided_like_maxpool,
+    pruning_keeps_accuracy,
+    int8_static_keeps_accuracy,
+    int8_dynamic_keeps_accuracy,
 )
 
 
@@ -225,33 +349,44 @@ def evaluate_claims(
     alpha: float = 0.05,
     seed: int = 0,
     margin: float = 0.01,
+    compression_margin: float | None = None,
 ) -> pd.DataFrame:
     """Test each claim of :data:`CLAIMS` and give a verdict.
 
     Parameters
     ----------
     tables : dict of DataFrame
-        ``runs`` (required) and ``latency`` (optional) tables of a study.
+        ``runs`` (required) and ``latency`` (optional) tables of a study, and optionally ``study_runs``:
+        every run with the compressed levels (default: ``runs``). The claims of single-run studies of
+        operators read the uncompressed runs of ``runs`` only.
     reference : str
         The average-pooling baseline named in the claims.
     n_boot, alpha, seed
         Bootstrap resamples, 1 - confidence level and the seed of every random draw.
     margin : float
         Equivalence margin (metric scale) for "behaves like": the interval must lie within +-margin.
+    compression_margin : float, optional
+        Accuracy margin of the pruning and int8 claims (default ``margin``); the report passes its
+        ``--margin``, so these claims and the Compression section's equivalence table agree.
 
     Returns
     -------
     DataFrame
         Columns ``claim, source, test, estimate, low, high, verdict, detail``; one row per claim.
     """
+    runs = tables["runs"]
+    if "compression" in runs:
+        runs = runs[runs["compression"].fillna(NO_COMPRESSION) == NO_COMPRESSION]
     data = ClaimData(
-        runs=ok_runs(tables["runs"], ["accuracy"]),
-        all_runs=tables["runs"],
+        runs=ok_runs(runs, ["accuracy"]),
+        all_runs=runs,
         latency=tables.get("latency"),
         reference=reference,
         n_boot=n_boot,
         alpha=alpha,
         seed=seed,
         margin=margin,
+        study_runs=tables.get("study_runs", tables["runs"]),
+        compression_margin=margin if compression_margin is None else compression_margin,
     )
     return pd.DataFrame([claim(data) for claim in CLAIMS], columns=COLUMNS)

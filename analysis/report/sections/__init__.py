@@ -18,6 +18,7 @@ from analysis.report.sections import (
     bias,
     calibration,
     claims,
+    compression,
     contrasts,
     curves,
     dilution,
@@ -62,6 +63,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("errors", errors.build, errors.applies),
     SectionSpec("dilution", dilution.build, dilution.applies),
     SectionSpec("saliency", saliency.build, saliency.applies),
+    SectionSpec("compression", compression.build, compression.applies),
 )
 
 
