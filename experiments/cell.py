@@ -33,7 +33,7 @@ from downscalexr.metrics import multiclass_metrics
 from downscalexr.models import count_params, create_model, forward_flops, model_bytes
 from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.operating_point import score_operating_points
-from downscalexr.train import evaluate, fit, predict_scores
+from downscalexr.train import device_name, evaluate, fit, predict_scores
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
 TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels")
@@ -184,6 +184,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "flops": forward_flops(model, data.input_shape),
         "model_bytes": model_bytes(model),
     }
+    row["device_name"] = device_name(spec.train.device)
     result = fit(model, data, spec.train, cell.seed, train_index=index)
     epochs = pd.DataFrame(result.history, columns=[c for c in schema.EPOCHS if c != "run_id"])
     epochs.insert(0, "run_id", rid)
@@ -328,6 +329,7 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,
+        "device": t.device,
         "epochs_run": 0,
         "best_epoch": -1,
         "steps_run": 0,
