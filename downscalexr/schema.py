@@ -179,6 +179,8 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         **dict.fromkeys(OPERATING_POINT_COLUMNS, float("nan")),
         "steps_run": -1,
         "best_step": -1,
+        "device": "cpu",  # before train.device every run trained on the CPU
+        "device_name": pd.NA,
     },
     "epochs": {"step": -1},
     "latency": {"reference_seconds": float("nan")},

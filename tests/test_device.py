@@ -251,3 +251,14 @@ def test_training_on_cuda_repeats_bit_identically_and_returns_a_cpu_model(restor
     on_cpu = fit(_model(), _splits(), dataclasses.replace(config, device="cpu"), seed=1)
     for pa, pc in zip(a.model.parameters(), on_cpu.model.parameters(), strict=True):
         torch.testing.assert_close(pa, pc, rtol=1e-3, atol=1e-4)
+
+
+def test_the_report_says_which_device_trained_the_runs():
+    import pandas as pd
+
+    from analysis.report.provenance import _training_device
+
+    gpu = pd.DataFrame({"device": ["cuda", "cuda"], "device_name": ["Fake GPU", "Fake GPU"]})
+    assert _training_device(gpu).startswith("Trained on: cuda (Fake GPU)")
+    old = pd.DataFrame({"seed": [0]})  # a study stored before the device columns existed
+    assert _training_device(old).startswith("Trained on: cpu (stored before")
