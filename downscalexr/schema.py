@@ -133,6 +133,9 @@ RUNS: dict[str, str] = {
     "host_id": "string",
     "started_at": "string",
     "finished_at": "string",
+    # where the model was trained (latency is always measured on the CPU)
+    "device": "string",
+    "device_name": "string",
 }
 
 EPOCHS: dict[str, str] = {
@@ -213,6 +216,8 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         "finetune_steps": -1,
         "compression_seconds": float("nan"),
         "compression_detail": pd.NA,
+        "device": "cpu",  # before train.device every run trained on the CPU
+        "device_name": pd.NA,
     },
     "epochs": {"step": -1},
     "latency": {"reference_seconds": float("nan")},
@@ -377,6 +382,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "threads": "Torch threads of the training process.",
         "cpu": "CPU model name.",
         "host_id": "Short hash of the host name (identifies a machine without naming it).",
+        "device": "Where the model was trained and validated: `cpu`, `cuda` or `cuda:N` (`train.device`). "
+        "Test scores and latency are always computed on the CPU.",
+        "device_name": "The training device's model name (the GPU's, or the CPU's).",
         "started_at": "When the cell started (ISO 8601, UTC).",
         "finished_at": "When the cell finished (ISO 8601, UTC).",
     },

@@ -1,16 +1,21 @@
-"""Deterministic CPU training: ``fit(model, data, config, seed) -> FitResult``.
+"""Deterministic training, on the CPU by default: ``fit(model, data, config, seed) -> FitResult``.
 
 All randomness (batch order) comes from generators derived from ``seed``; weights are initialised
 by the caller (:func:`downscalexr.models.create_model`). Batches are slices of pre-built tensors,
 not a per-item ``Dataset``, which is most of the speed on a CPU. No file I/O happens here.
 
 A loss that becomes NaN or infinite ends the run with ``status="diverged"`` and the history so far.
+
+``TrainConfig.device`` (``cpu``, ``cuda`` or ``cuda:N``) is where training and validation run; the
+returned model is always back on the CPU, so everything after training (test scores, latency) runs
+there: the research question is CPU inference.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,6 +30,7 @@ from downscalexr.seeding import torch_generator
 
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("val_loss", "val_accuracy", "val_auroc")
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,13 @@ class TrainConfig:
         and validation is only recorded: for a validation split that is not drawn from the training
         distribution (the edge task's location shift), where selecting on it would tune the model to
         the shifted test distribution.
+    device : str
+        ``cpu`` (the default), ``cuda`` or ``cuda:N``: where training and validation run. The trained
+        model is returned on the CPU. Numbers differ between devices (other kernels, other rounding),
+        so a non-default device enters the cell's ``run_id``.
     channels_last : bool
-        Run convolutions in NHWC layout (faster with oneDNN on CPU).
+        Run convolutions in NHWC layout (faster with oneDNN on CPU). A model without a 4-D weight (the
+        MLP) always trains in the contiguous layout (see :func:`memory_format_for`).
     fused : bool
         Use the optimiser's fused CPU kernel (one pass over each parameter instead of about ten
         element-wise ops). The update is the same up to floating-point rounding; at the default study's
@@ -102,6 +113,7 @@ class TrainConfig:
     steps: int = 0
     eval_every: int = 0
     restore_best: bool = True
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -113,6 +125,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"unknown device {self.device!r}; choose cpu, cuda or cuda:N (N a GPU index)")
         if self.patience is not None and self.patience < 0:
             raise ValueError(f"patience must be >= 0 or null (no early stopping), got {self.patience}")
         self._check_step_budget()
@@ -187,11 +201,12 @@ def fit(
     if len(y_train) == 0:
         raise ValueError("the training subset is empty; use a larger data fraction")
     binary = data.num_classes == 2
-    loss_fn = _loss(y_train, data.num_classes, config.class_weight)
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    x_train = x_train.contiguous(memory_format=fmt)
-    x_val = data.x_val.contiguous(memory_format=fmt)
+    device = torch.device(config.device)
+    loss_fn = _loss(y_train, data.num_classes, config.class_weight, device)
+    fmt = memory_format_for(model, config.channels_last)
+    model = model.to(device=device, memory_format=fmt)
+    x_train, y_train = x_train.to(device).contiguous(memory_format=fmt), y_train.to(device)
+    x_val = data.x_val.to(device).contiguous(memory_format=fmt)
     optimizer = _optimizer(model, config)
     order = torch_generator(seed, "order")
     if config.steps:
@@ -235,10 +250,26 @@ def fit(
         result.best_epoch, result.best_step = len(result.history) - 1, result.history[-1]["step"]
     elif best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.to("cpu").eval()
     result.epochs_run = len(result.history)
     result.train_seconds = time.perf_counter() - start
     return result
+
+
+def memory_format_for(model: nn.Module, channels_last: bool) -> torch.memory_format:
+    """The layout ``model`` trains in: NHWC when asked for and the model has a 4-D (convolution)
+    weight; contiguous otherwise (for an MLP the layout of the input is all it would change)."""
+    has_conv = any(p.ndim == 4 for p in model.parameters())
+    return torch.channels_last if channels_last and has_conv else torch.contiguous_format
+
+
+def device_name(device: str) -> str:
+    """A readable name of ``device``: the GPU's model for ``cuda``/``cuda:N``, the CPU's otherwise."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    from downscalexr.latency import cpu_model
+
+    return cpu_model() or "cpu"
 
 
 def _epoch_periods(n: int, config: TrainConfig, order: torch.Generator) -> tuple[Iterator, int]:
@@ -276,7 +307,7 @@ def _train_period(model, optimizer, loss_fn, x_train, y_train, perm, batch_size:
     model.train()
     loss_sum, correct, steps = 0.0, 0, 0
     for i in range(0, len(perm), batch_size):
-        idx = perm[i : i + batch_size]
+        idx = perm[i : i + batch_size].to(x_train.device)
         xb, yb = x_train[idx], y_train[idx]
         logits = model(xb)  # (B, 1) or (B, K)
         loss = loss_fn(logits, yb)
@@ -293,12 +324,15 @@ def _train_period(model, optimizer, loss_fn, x_train, y_train, perm, batch_size:
 
 @torch.no_grad()
 def predict_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Class probabilities: ``(N,)`` P(positive) for one-logit models, ``(N, K)`` softmax otherwise."""
+    """Class probabilities: ``(N,)`` P(positive) for one-logit models, ``(N, K)`` softmax otherwise.
+
+    Runs on the model's device; the scores are returned on the CPU."""
     was_training = model.training
     model.eval()
     fmt = torch.channels_last if _is_channels_last(model) else torch.contiguous_format
-    x = x.contiguous(memory_format=fmt)
-    parts = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = x.to(device).contiguous(memory_format=fmt)
+    parts = [model(x[i : i + batch_size]).cpu() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     logits = torch.cat(parts) if parts else torch.empty(0, 1)
     if logits.shape[1] == 1:
@@ -312,6 +346,7 @@ def evaluate(
 ) -> dict:
     """Loss, accuracy and AUROC (binary; NaN for multi-class or a one-class split) on ``(x, y)``."""
     scores = predict_scores(model, x, batch_size).double()
+    y = y.cpu()
     if num_classes == 2:
         p = scores.clamp(1e-7, 1 - 1e-7)
         loss = float(-(y * p.log() + (1 - y) * (1 - p).log()).mean())
@@ -326,19 +361,19 @@ def evaluate(
     return {"loss": loss, "accuracy": float((pred == y).double().mean()), "auroc": float(roc)}
 
 
-def _loss(y: torch.Tensor, num_classes: int, class_weight: bool) -> nn.Module:
+def _loss(y: torch.Tensor, num_classes: int, class_weight: bool, device: torch.device) -> nn.Module:
     counts = torch.bincount(y, minlength=num_classes).double()
     if num_classes == 2:
         pos_weight = None
         if class_weight:
             if counts[1] == 0:
                 raise ValueError("class_weight needs at least one positive training example")
-            pos_weight = torch.tensor([counts[0] / counts[1]], dtype=torch.float32)
+            pos_weight = torch.tensor([counts[0] / counts[1]], dtype=torch.float32, device=device)
         bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         return lambda logits, target: bce(logits[:, 0], target.float())
     weight = None
     if class_weight:
-        weight = (counts.sum() / (num_classes * counts.clamp_min(1))).float()
+        weight = (counts.sum() / (num_classes * counts.clamp_min(1))).float().to(device)
     return nn.CrossEntropyLoss(weight=weight)
 
 

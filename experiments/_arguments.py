@@ -36,12 +36,13 @@ overrides:
   YAML. Mappings merge key by key, so --set train.lr=1e-3 keeps the other training settings:
     --set train.lr=1e-3 --set data.min_val=5 --set 'variants=[avgpool, maxpool]' model_options.channels=[8,16]
   The result is checked like a study file (unknown keys are named with the valid ones) and is what
-  spec.yaml records. --seeds, --variants, --fractions, --epochs, --data and --skip-bad are shorthands
-  for seeds, variants, fractions, train.epochs, data.path and data.skip_bad; one key set to two
-  different values is refused. The grid runs any subset of the registered operators; the report
-  compares them against the study's `reference` (or the first variant when it is not among them).
-  Before the first cell the grid loads the data once, builds every model x variant and runs one
-  batch through it: a bad path, option or shape stops it with exit 2 and nothing stored.
+  spec.yaml records. --seeds, --variants, --fractions, --epochs, --data, --skip-bad and --device are
+  shorthands for seeds, variants, fractions, train.epochs, data.path, data.skip_bad and train.device;
+  one key set to two different values is refused. The grid runs any subset of the registered
+  operators; the report compares them against the study's `reference` (or the first variant when it
+  is not among them). Before the first cell the grid loads the data once, builds every model x
+  variant and runs one batch through it: a bad path, option or shape stops it with exit 2 and
+  nothing stored.
 
 results of earlier versions:
   Files stored before a column existed read fine in the report; for other Parquet readers (pandas,
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="real-data studies: skip unreadable images (recorded in data.json) instead of stopping",
     )
     parser.add_argument("--data", help="path to the data for real-data studies (folder or .npz): data.path")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="where models train (train.device; default: the study's, cpu): cuda shares the visible "
+        "GPUs among the --n-jobs workers, round-robin, each with one CPU thread. Latency is measured "
+        "on the CPU either way",
+    )
     parser.add_argument("--n-jobs", type=int, help="worker processes (default: all cores); 1 runs in-process")
     parser.add_argument(
         "--backend",
@@ -177,6 +185,8 @@ def _shorthands(args: argparse.Namespace) -> tuple[list[tuple[tuple[str, ...], o
         changes.append((("train", "epochs"), args.epochs))
     if args.data is not None:
         changes.append((("data", "path"), args.data))
+    if getattr(args, "device", None) is not None:
+        changes.append((("train", "device"), args.device))
     if args.skip_bad:
         changes.append((("data", "skip_bad"), True))
     return changes, swallowed

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 from experiments._pool import Lost, WorkerPool
 from experiments._signals import Cancelled, Interruption
-from experiments._worker import apply_allocator_settings, execute_cell, store_lost_cell, worker_environment
+from experiments._worker import (
+    apply_allocator_settings,
+    execute_cell,
+    gpu_environment,
+    store_lost_cell,
+    visible_gpus,
+    worker_environment,
+)
 from experiments.cell import Cell
 from experiments.errors import UsageError
 from experiments.spec import StudySpec
@@ -110,8 +117,13 @@ def run_cells(
 
 def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, outcome: Outcome) -> None:
     spec_dict, root, provenance, levels_only = args
+    device = spec_dict.get("train", {}).get("device", "cpu")
+    gpus = visible_gpus() if device == "cuda" else []
     pool = WorkerPool(
-        n_jobs, execute_cell, lambda cell: (spec_dict, cell, root, provenance, levels_only.get(cell))
+        n_jobs,
+        execute_cell,
+        lambda cell: (spec_dict, cell, root, provenance, levels_only.get(cell)),
+        env_of=lambda slot: gpu_environment(slot, device, gpus),
     )
     interruption.raise_on_cancel = False  # the pool polls the flags and kills its workers itself
 

@@ -66,7 +66,7 @@ class _Worker:
     (sent to the runner's process group) never reaches it: the runner decides what its cells do.
     """
 
-    def __init__(self, task: Callable) -> None:
+    def __init__(self, task: Callable, slot: int = 0, env: dict[str, str] | None = None) -> None:
         here, there = multiprocessing.Pipe(duplex=True)
         root = str(Path(__file__).resolve().parent.parent)  # import the runner's own code
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
@@ -75,12 +75,13 @@ class _Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "experiments._pool", str(there.fileno()), str(os.getpid()), target],
                 pass_fds=(there.fileno(),),
-                env=os.environ | {"PYTHONPATH": path},
+                env=os.environ | (env or {}) | {"PYTHONPATH": path},
                 start_new_session=True,
             )
         finally:
             there.close()
         self.conn = here
+        self.slot = slot
         self.item: Any = None
 
     @property
@@ -100,11 +101,21 @@ class WorkerPool:
         A module-level function (it is pickled by reference into the workers).
     args_of : callable
         Maps an item to the task's positional arguments.
+    env_of : callable, optional
+        Maps a worker's slot (0 .. ``n_workers - 1``; a replacement takes the slot of the worker it
+        replaces) to extra environment variables for its process, e.g. the GPU it may see.
     """
 
-    def __init__(self, n_workers: int, task: Callable, args_of: Callable[[Any], tuple]) -> None:
+    def __init__(
+        self,
+        n_workers: int,
+        task: Callable,
+        args_of: Callable[[Any], tuple],
+        env_of: Callable[[int], dict[str, str]] | None = None,
+    ) -> None:
         self.n_workers = n_workers
         self._task, self._args_of = task, args_of
+        self._env_of = env_of or (lambda slot: {})
         self._workers: list[_Worker] = []
         self._stopping = self._cancelled = False
 
@@ -152,7 +163,9 @@ class WorkerPool:
         while pending:
             idle = next((w for w in self._workers if w.item is None), None)
             if idle is None and len(self._workers) < self.n_workers:
-                idle = _Worker(self._task)
+                taken = {w.slot for w in self._workers}
+                slot = min(set(range(self.n_workers)) - taken)
+                idle = _Worker(self._task, slot, self._env_of(slot))
                 self._workers.append(idle)
             if idle is None:
                 return

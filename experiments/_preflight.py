@@ -8,6 +8,7 @@ cell as ``failed``; here they stop it with one message (exit 2) before anything 
 from __future__ import annotations
 
 import inspect
+import os
 import re
 
 import torch
@@ -44,6 +45,35 @@ def check_study(spec: StudySpec) -> dict:
     data = load_first_data(spec)
     check_models(spec, data)
     return data_description(spec, data)
+
+
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this process cannot see, naming what it found.
+
+    Raises
+    ------
+    UsageError
+        ``device`` is ``cuda`` / ``cuda:N`` and torch sees no GPU (or fewer than ``N + 1``): the
+        message gives ``torch.cuda.is_available()``, ``torch.cuda.device_count()``,
+        ``CUDA_VISIBLE_DEVICES`` and the CUDA version torch was built with.
+    """
+    if not device.startswith("cuda"):
+        return
+    available = torch.cuda.is_available()
+    count = torch.cuda.device_count() if available else 0
+    index = int(device.partition(":")[2] or 0)
+    if available and index < count:
+        return
+    found = (
+        f"torch.cuda.is_available() = {available}, torch.cuda.device_count() = {count}, "
+        f"CUDA_VISIBLE_DEVICES = {os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r}, "
+        f"torch built with CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+    )
+    need = "a GPU" if index == 0 else f"GPU index {index}"
+    raise UsageError(
+        f"train.device = {device} needs {need}, but this process sees none ({found}); "
+        "train on the CPU (--device cpu, the default) or run where a CUDA GPU is visible"
+    )
 
 
 def load_first_data(spec: StudySpec) -> ImageSplits:

@@ -58,6 +58,48 @@ def apply_allocator_settings() -> bool:
     return ok
 
 
+# cuBLAS picks its reduction order per workspace; a fixed workspace makes GEMMs repeatable
+# (NVIDIA's documented requirement for torch.use_deterministic_algorithms on CUDA >= 10.2)
+CUBLAS_ENV = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may hand to workers: the entries of ``CUDA_VISIBLE_DEVICES`` when it is
+    set, else indices ``0 .. torch.cuda.device_count() - 1``."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_environment(slot: int, device: str, gpus: list[str]) -> dict[str, str]:
+    """The environment of worker ``slot``: with ``device == "cuda"`` it sees one GPU, round-robin over
+    ``gpus`` (so ``n_jobs`` workers share them evenly); with ``cuda:N`` every worker sees what this
+    process sees (N indexes that list); nothing for the CPU."""
+    if not device.startswith("cuda"):
+        return {}
+    env = {k: os.environ.get(k, v) for k, v in CUBLAS_ENV.items()}
+    if device == "cuda" and gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    return env
+
+
+def configure_device(device: str) -> None:
+    """Make this process's training on ``device`` as repeatable as the hardware allows.
+
+    For a CUDA device: deterministic algorithms where torch has them (a warning, not an error, where
+    it has none), cuDNN autotuning off (it picks kernels by timing) and cuDNN's deterministic kernels.
+    Nothing changes for the CPU, whose kernels are already deterministic for a fixed thread count.
+    """
+    if not device.startswith("cuda"):
+        return
+    for key, value in CUBLAS_ENV.items():
+        os.environ.setdefault(key, value)  # read when cuBLAS starts, i.e. at the first GEMM
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
 class _Unavailable:
     """Stands in for a seed's data that could not be loaded: any use re-raises the loading error.
 
@@ -115,6 +157,7 @@ def execute_cell(
     """
     torch.set_num_threads(1)
     spec = from_dict(StudySpec, spec_dict)
+    configure_device(spec.train.device)
     rid = run_id(spec, cell)
     t0 = time.perf_counter()
     try:

@@ -33,7 +33,7 @@ from downscalexr.metrics import multiclass_metrics
 from downscalexr.models import count_params, create_model, forward_flops, model_bytes
 from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.operating_point import score_operating_points
-from downscalexr.train import evaluate, fit, predict_scores
+from downscalexr.train import device_name, evaluate, fit, predict_scores
 from experiments._compression import compress_trained, compressed_levels, concat_tables
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
@@ -197,6 +197,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "flops": forward_flops(model, data.input_shape),
         "model_bytes": model_bytes(model),
     }
+    row["device_name"] = device_name(spec.train.device)
     result = fit(model, data, spec.train, cell.seed, train_index=index)
     epochs = pd.DataFrame(result.history, columns=[c for c in schema.EPOCHS if c != "run_id"])
     epochs.insert(0, "run_id", rid)
@@ -346,6 +347,7 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,
+        "device": t.device,
         "epochs_run": 0,
         "best_epoch": -1,
         "steps_run": 0,

@@ -32,11 +32,12 @@ import yaml
 
 from downscalexr.latency import cpu_model, reference_description
 from downscalexr.provenance import git_commit
+from downscalexr.train import device_name
 from experiments._arguments import build_parser, resolve_spec
 from experiments._compression import level_counts, level_summary
 from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
-from experiments._preflight import check_study
+from experiments._preflight import check_device, check_study
 from experiments._resume import Plan, check_same_design, plan_cells
 from experiments._signals import Cancelled, Interruption
 from experiments._summary import print_dry_run, print_summary
@@ -81,8 +82,9 @@ PACKAGES = (
 _USAGE_ERRNOS = (errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EISDIR)
 
 
-def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
-    """What a reader needs to reproduce the numbers: versions, threads, CPU, commit, command."""
+def environment(argv: list[str], n_jobs: int, backend: str, device: str = "cpu") -> dict:
+    """What a reader needs to reproduce the numbers: versions, threads, CPU, training device, commit,
+    command."""
     versions = {}
     for name in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -99,8 +101,24 @@ def environment(argv: list[str], n_jobs: int, backend: str) -> dict:
         "latency_reference_workload": reference_description(),
         "n_jobs": n_jobs,
         "backend": backend,
+        "device": device,
+        "device_name": device_name(device),
+        "cuda": _cuda_description(),
         "command": ["python", "-m", "experiments.grid", *argv],
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cuda_description() -> dict:
+    """What this process sees of CUDA: torch's build, the visible GPUs and their names."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return {
+        "torch_cuda": torch.version.cuda,
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "device_count": count,
+        "names": [torch.cuda.get_device_name(i) for i in range(count)],
     }
 
 
@@ -115,6 +133,7 @@ def run(argv: list[str] | None = None) -> int:
     paths = StudyPaths(args.out or Path("results") / spec.name)  # a spec's name has no separators
     if args.dry_run:
         return _dry_run(spec, paths, args, n_jobs)
+    check_device(spec.train.device)  # exit 2 before anything is loaded or written
     data_info = check_study(spec)  # before anything is written: a bad option or path exits 2 here
     with Interruption() as interruption:
         try:
@@ -144,7 +163,7 @@ def _run_locked(
     except OSError as exc:
         error = UsageError if exc.errno in _USAGE_ERRNOS else EnvironmentFailure
         raise error(f"cannot write to results directory {paths.root}: {describe_os_error(exc)}") from None
-    env = environment(argv, n_jobs, args.backend)
+    env = environment(argv, n_jobs, args.backend, spec.train.device)
     holder = {"pid": os.getpid(), "host": socket.gethostname()} | {
         k: env[k] for k in ("started_at", "command")
     }

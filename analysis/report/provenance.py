@@ -20,6 +20,14 @@ def _distinct(frame: pd.DataFrame, column: str) -> str:
     return ", ".join(values) if values else "not recorded"
 
 
+def _training_device(runs: pd.DataFrame) -> str:
+    """Which device trained the runs (issue 19); runs stored before the setting trained on the CPU."""
+    devices = _distinct(runs, "device")
+    if devices == "not recorded":
+        return "Trained on: cpu (stored before the device was recorded; cpu was then the only device)."
+    return f"Trained on: {devices} ({_distinct(runs, 'device_name')}); latency measured on the CPU."
+
+
 def _environment(env: object) -> str:
     """The scalar facts of ``environment.json`` in one line; nested records are only named."""
     if not isinstance(env, dict):
@@ -103,7 +111,7 @@ def provenance_lines(
         f"{int((~runs['status'].isin(['ok', 'unsupported'])).sum())} failed or diverged (excluded from all "
         f"statistics){_unsupported(runs)}.",
         f"Machine of the runs: CPU {_distinct(runs, 'cpu')}; threads {_distinct(runs, 'threads')}; "
-        f"host {_distinct(runs, 'host_id')}. "
+        f"host {_distinct(runs, 'host_id')}. {_training_device(runs)} "
         f"Environment (environment.json): {_environment(provenance.get('environment'))}.",
         *_methods(settings, n_contrasts),
     ]
