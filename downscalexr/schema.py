@@ -1,4 +1,4 @@
-"""Column names and dtypes of the four results tables: the contract between runner and analysis.
+"""Column names and dtypes of the results tables: the contract between runner and analysis.
 
 This module holds names and dtypes only (no file I/O), so that both ``experiments`` (which writes the
 tables) and ``analysis`` (which reads them and must not import ``experiments``) share one definition.
@@ -10,6 +10,8 @@ epochs       one row per cell x epoch
 predictions  one row per cell x test example (x class for multi-class tasks)
 latency      one row per cell x batch size x memory format x repeat
 kernels      one row per cell x weight of the model's first convolution (empty for models without one)
+saliency     one row per cell x explained test image (empty unless the study enables ``saliency``)
+saliency_maps  one row per cell x explained test image x cell of the map's coarse grid (idem)
 
 Columns added after the first studies were stored (the inductive-bias factors and measurements) have
 defaults in :data:`LATE_DEFAULTS`; :func:`conform` fills them in when an older file lacks them.
@@ -52,6 +54,8 @@ RUNS: dict[str, str] = {
     "permute": "boolean",
     "location_shift": "float64",
     "init": "string",
+    # training augmentation policy (downscalexr.augment: "none", "flip", "flip_rotate", ...), a factor
+    "augment": "string",
     # model facts
     "params": "int64",
     "flops": "float64",
@@ -130,6 +134,10 @@ PREDICTIONS: dict[str, str] = {
     # probability of the positive class (binary) or of class `class_index` (multi-class)
     "class_index": "int64",
     "score": "float64",
+    # where the test example came from, for real data: "<batch file>[<index>]" (CIFAR-10),
+    # "test_images[17]" (npz) or the image file's path below the data folder; missing for synthetic
+    # data, whose example_id (row of the test split, fixed by test_seed) identifies it
+    "source": "string",
 }
 
 LATENCY: dict[str, str] = {
@@ -154,12 +162,43 @@ KERNELS: dict[str, str] = {
     "value": "float64",
 }
 
+# Grad-CAM outcomes (downscalexr.saliency) of the study's fixed test images: the same example_ids in
+# every cell (chosen by saliency_subset from test_seed alone), so they pair across seeds and variants.
+SALIENCY: dict[str, str] = {
+    "run_id": "string",
+    "example_id": "int64",  # row of the test split, as in `predictions`
+    "label": "int64",  # true class (binary: 1 = positive)
+    "target": "int64",  # class the map explains: the label, or the prediction (study's saliency.target)
+    "predicted": "int64",  # argmax class (binary: probability >= 0.5)
+    "target_probability": "float64",  # probability of `target` on the intact image
+    "layer": "string",  # module whose output Grad-CAM explains, e.g. "down2" (LeNet), "stage3" (ResNet)
+    # share of the map's mass inside the ground-truth mask, in [0, 1]; NaN without masks (real data),
+    # for an empty mask (a negative detection image) or a map without mass
+    "localisation": "float64",
+    # share of the image inside the mask: the localisation a uniform map would score (chance level)
+    "mask_fraction": "float64",
+    # area under the deletion curve (most salient pixels removed first), in [0, 1]; lower = more faithful
+    "deletion_area": "float64",
+}
+
+# Each explained image's Grad-CAM map at low resolution, for mean maps per variant with seed bands.
+SALIENCY_MAPS: dict[str, str] = {
+    "run_id": "string",
+    "example_id": "int64",
+    "row": "int64",  # grid cell, 0 .. saliency.grid - 1 from the top
+    "col": "int64",  # grid cell, 0 .. saliency.grid - 1 from the left
+    "cam": "float64",  # mean of the map (divided by its maximum, so in [0, 1]) over the grid cell
+    "mask": "float64",  # share of the grid cell inside the ground-truth mask; NaN without masks
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "runs": RUNS,
     "epochs": EPOCHS,
     "predictions": PREDICTIONS,
     "latency": LATENCY,
     "kernels": KERNELS,
+    "saliency": SALIENCY,
+    "saliency_maps": SALIENCY_MAPS,
 }
 
 # Value of a column that a file written before the column existed is read with.
@@ -176,8 +215,10 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         **dict.fromkeys(OPERATING_POINT_COLUMNS, float("nan")),
         "steps_run": -1,
         "best_step": -1,
+        "augment": "none",  # before the augment factor, no study augmented
     },
     "epochs": {"step": -1},
+    "predictions": {"source": pd.NA},
     "latency": {"reference_seconds": float("nan")},
 }
 INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")

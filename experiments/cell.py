@@ -36,7 +36,7 @@ from downscalexr.operating_point import score_operating_points
 from downscalexr.train import evaluate, fit, predict_scores
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
-TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels")
+TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
 
 
 @dataclass(frozen=True)

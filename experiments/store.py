@@ -6,7 +6,8 @@ Layout of a study directory::
     <root>/environment.json      packages, threads, CPU, git commit; every invocation appended
     <root>/data.json             how the data were made (counts, skipped files)
     <root>/runner.lock           held by the one runner working on the directory (pid, host, start)
-    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels
+    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels,
+                                 saliency, saliency_maps
     <root>/quarantine/           unreadable, foreign or superseded files moved aside, with a note of why
 
 Every write goes to a temporary sibling (``.<name>.<random>.tmp``), is flushed to disk and renamed into
@@ -15,10 +16,10 @@ written last, so its presence means the whole cell is stored; an interrupted cel
 complete files of the other tables, which the rerun overwrites. Temporaries left by a killed writer are
 removed by the next runner (:func:`remove_leftover_temporaries`), which holds the directory's lock.
 
-``kernels`` arrived after the first studies were stored. A finished cell (its ``runs`` file present)
-without a kernels file was therefore written before kernels were recorded: it counts as finished and
-simply has no kernel rows, rather than being recomputed. A kernels file that exists but is invalid
-makes its cell unfinished, like any other damaged table.
+``kernels`` (and later ``saliency`` and ``saliency_maps``) arrived after the first studies were stored.
+A finished cell (its ``runs`` file present) without a kernels file was therefore written before kernels
+were recorded: it counts as finished and simply has no kernel rows, rather than being recomputed. A
+kernels file that exists but is invalid makes its cell unfinished, like any other damaged table.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ from downscalexr.safe_output import (
     remove_leftover_temporaries as _remove_temporaries,
 )
 
-TABLES = ("runs", "epochs", "predictions", "latency", "kernels")
-WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "runs")
+TABLES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
+WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps", "runs")
 # tables a finished cell of an older version may lack (see the module docstring)
-OPTIONAL = ("kernels",)
+OPTIONAL = ("kernels", "saliency", "saliency_maps")
 # Temporaries this module writes (``.<name>.<8 random characters>.tmp``, see
 # :mod:`downscalexr.safe_output`): at the root only for its own files, in table folders only for cell files.
 _ROOT_TEMPORARY = re.compile(r"^\.(spec\.yaml|environment\.json|data\.json|probe)\.[a-z0-9_]{8}\.tmp$")
@@ -205,8 +206,10 @@ def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
 
     A cell stored before (a retried ``failed`` cell, or ``--force``) first loses its ``runs`` marker,
     so that an interruption never leaves the old ``runs`` row beside new rows of the other tables.
+    An :data:`OPTIONAL` table the caller leaves out is stored empty.
     """
     (run_id,) = tables["runs"]["run_id"].unique()
+    tables = {t: schema.empty(t) for t in OPTIONAL} | dict(tables)
     valid = {table: schema.validate(table, tables[table]) for table in WRITE_ORDER}
     marker = paths.cell_file("runs", run_id)
     if marker.exists():
