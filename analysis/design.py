@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 
 MLP_MODEL = "mlp"
-BASE_LEVELS: dict[str, object] = {"permute": False, "location_shift": 0.0, "init": "random"}
+BASE_LEVELS: dict[str, object] = {
+    "permute": False, "location_shift": 0.0, "init": "random", "augment": "none",
+}  # fmt: skip
+# the factors of the inductive-bias controls (augmentation is a training choice, not one of them)
+INDUCTIVE_FACTORS = ("permute", "location_shift", "init")
 CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
 
 
@@ -59,7 +63,8 @@ def ok_runs(runs: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
 def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs with normalised factor columns and an ``arm`` column naming the model (and variant).
 
-    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random.
+    ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random,
+    ``augment`` missing (a study stored before the factor) -> none.
     ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs (``model:variant`` when the study
     has several CNN models); ``is_mlp`` marks the MLP runs. Every status is kept.
     """
@@ -67,6 +72,8 @@ def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
     out["permute"] = out["permute"].astype("boolean").fillna(False).astype(bool)
     out["location_shift"] = out["location_shift"].astype(float).fillna(0.0)
     out["init"] = out["init"].astype("string").fillna("random").astype(str)
+    augment = out["augment"] if "augment" in out else pd.Series("none", index=out.index)
+    out["augment"] = augment.astype("string").fillna("none").astype(str)
     model = out["model"].astype(str)
     mlp = model == MLP_MODEL
     several = model[~mlp].nunique() > 1
@@ -88,7 +95,7 @@ def base_levels(runs: pd.DataFrame) -> dict[str, object]:
 
 
 def at_base_levels(runs: pd.DataFrame) -> pd.DataFrame:
-    """Design rows (every model, with ``arm``) at the base level of permute, shift and init."""
+    """Design rows (every model, with ``arm``) at the base level of permute, shift, init and augment."""
     d = design_frame(runs)
     keep = np.ones(len(d), dtype=bool)
     for factor, level in base_levels(runs).items():
@@ -116,6 +123,6 @@ def has_inductive_design(runs: pd.DataFrame, kernels: pd.DataFrame | None = None
     consistency, or first-layer kernels.
     """
     d = design_frame(runs[runs["status"] == "ok"])
-    varied = any(d[f].nunique() > 1 for f in BASE_LEVELS)
+    varied = any(d[f].nunique() > 1 for f in INDUCTIVE_FACTORS)
     measured = any(d[c].notna().any() for c in CONSISTENCY_MODES.values() if c in d)
     return bool(d["is_mlp"].any() or varied or measured or (kernels is not None and not kernels.empty))

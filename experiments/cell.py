@@ -24,6 +24,7 @@ import torch
 
 import downscalexr
 from downscalexr import schema
+from downscalexr.augment import make_augmenter
 from downscalexr.consistency import shift_consistency, shift_pairs
 from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
@@ -44,8 +45,8 @@ class Cell:
     """The design coordinates of one run.
 
     ``variant`` is :data:`~experiments.spec.NO_VARIANT` (``"none"``) for a model without downsampling
-    (the MLP). ``permute``, ``location_shift`` (``None``: no shift) and ``init`` are the levels of
-    the study's factors (see :class:`~experiments.spec.FactorSpec`).
+    (the MLP). ``permute``, ``location_shift`` (``None``: no shift), ``init`` and ``augment`` are the
+    levels of the study's factors (see :class:`~experiments.spec.FactorSpec`).
     """
 
     study: str
@@ -58,13 +59,15 @@ class Cell:
     permute: bool = False
     location_shift: float | None = None
     init: str = "random"
+    augment: str = "none"
 
 
 def cells_of(spec: StudySpec) -> list[Cell]:
     """Every cell of ``spec``: models x variants x seeds x fractions x factor levels x transforms.
 
     Factor levels that do not apply to a model are collapsed: a model without a convolution (the
-    MLP) only gets ``init="random"``, and its one variant is ``"none"``.
+    MLP) only gets ``init="random"``, and its one variant is ``"none"``. Augmentation policies apply
+    to every model.
 
     Cells are ordered by data fraction (largest, i.e. longest, first), then seed, then the
     data-changing factors. So a seed's runs are spread over the whole grid instead of running back to
@@ -82,10 +85,12 @@ def cells_of(spec: StudySpec) -> list[Cell]:
                 for shift in levels["location_shift"]:
                     for m in spec.model_specs:
                         inits = ("random",) if m.name in NO_DOWNSAMPLING else levels["init"]
+                        where = (spec.name, spec.dataset, m.name)
                         cells += [
-                            Cell(spec.name, spec.dataset, m.name, v, seed, fraction, t, permute, shift, init)
+                            Cell(*where, v, seed, fraction, t, permute, shift, init, aug)
                             for v in m.variants
                             for init in inits
+                            for aug in levels["augment"]
                             for t in spec.transforms
                         ]
     return cells
@@ -175,7 +180,8 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "flops": forward_flops(model, data.input_shape),
         "model_bytes": model_bytes(model),
     }
-    result = fit(model, data, spec.train, cell.seed, train_index=index)
+    augment = None if cell.augment == "none" else make_augmenter(cell.augment, cell.seed)
+    result = fit(model, data, spec.train, cell.seed, train_index=index, augment=augment)
     epochs = pd.DataFrame(result.history, columns=[c for c in schema.EPOCHS if c != "run_id"])
     epochs.insert(0, "run_id", rid)
     row |= {
@@ -316,6 +322,7 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "permute": cell.permute,
         "location_shift": math.nan if cell.location_shift is None else cell.location_shift,
         "init": cell.init,
+        "augment": cell.augment,
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,

@@ -8,7 +8,8 @@ are rejected with a message that names the key and lists the valid ones. Built-i
     models:
       - {name: lenet, options: {channels: [16, 32]}}
       - {name: mlp, options: {match: lenet}}          # variant "none"; inherits lenet's options
-    factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen]}
+    factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen],
+              augment: [none, flip_rotate]}
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from downscalexr.augment import list_augment
 from downscalexr.operating_point import THRESHOLD_RULES
 from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
 from downscalexr.train import TrainConfig
@@ -118,14 +120,19 @@ class FactorSpec:
         First convolution's initialisation: ``random`` (the seeded default), ``edge_frozen`` or
         ``edge_trainable`` (a fixed bank of oriented edge detectors, see
         :mod:`downscalexr.models.edge_init`). Models without a convolution only get ``random``.
+    augment : tuple of str
+        Training augmentation policy (:mod:`downscalexr.augment`: ``none``, ``flip``, ``rotate``,
+        ``contrast``, ``flip_rotate``, ``flip_rotate_contrast``), drawn from the cell's seed and
+        applied to training batches only; validation and test images are never augmented.
     """
 
     permute: tuple[bool, ...] = (False,)
     location_shift: tuple[float | None, ...] = (None,)
     init: tuple[str, ...] = ("random",)
+    augment: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
-        for name in ("permute", "location_shift", "init"):
+        for name in ("permute", "location_shift", "init", "augment"):
             levels = getattr(self, name)
             if not levels:
                 raise SpecError(f"factors.{name} must list at least one level")
@@ -134,6 +141,11 @@ class FactorSpec:
         bad = [v for v in self.init if v not in INIT_CHOICES]
         if bad:
             raise SpecError(f"factors.init: unknown level(s) {bad}; choose from {', '.join(INIT_CHOICES)}")
+        bad = [v for v in self.augment if v not in list_augment()]
+        if bad:
+            raise SpecError(
+                f"factors.augment: unknown level(s) {bad}; choose from {', '.join(list_augment())}"
+            )
         for r in self.location_shift:
             if r is not None and not 0 < r < 1:
                 raise SpecError(
@@ -315,7 +327,7 @@ class StudySpec:
         shift = f.location_shift
         if shift == (None,) and self.data.get("location_shift") is not None:
             shift = (float(self.data["location_shift"]),)
-        return {"permute": permute, "location_shift": shift, "init": f.init}
+        return {"permute": permute, "location_shift": shift, "init": f.init, "augment": f.augment}
 
     def to_dict(self) -> dict:
         """Plain, YAML/JSON-ready form (tuples as lists)."""
