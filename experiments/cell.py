@@ -35,6 +35,7 @@ from downscalexr.models import count_params, create_model, forward_flops, model_
 from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.operating_point import score_operating_points
 from downscalexr.train import evaluate, fit, predict_scores
+from experiments._saliency import saliency_tables
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
 TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
@@ -143,10 +144,11 @@ def build_model(spec: StudySpec, cell: Cell, input_shape: tuple[int, int, int], 
 def run_cell(
     spec: StudySpec, cell: Cell, data: ImageSplits, provenance: dict | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Train and evaluate one cell; return ``{"runs", "epochs", "predictions", "latency", "kernels"}``.
+    """Train and evaluate one cell; return one DataFrame per table of :data:`TABLE_NAMES`.
 
     ``kernels`` holds the trained first convolution's weights of an ``ok`` cell (one row per weight);
-    it is empty for a model without a convolution and for a failed or diverged cell.
+    it is empty for a model without a convolution and for a failed or diverged cell. ``saliency`` and
+    ``saliency_maps`` are empty unless the study enables ``saliency`` (:mod:`experiments._saliency`).
     """
     rid = run_id(spec, cell)
     started = _now()
@@ -227,6 +229,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     preds.insert(0, "run_id", rid)
     tables["predictions"] = preds
     tables["kernels"] = kernel_rows(model, rid)
+    tables |= saliency_tables(spec.saliency, spec.test_seed, model, data, rid)
     if spec.consistency.enabled:
         row |= _consistency(spec, cell, model, data.x_test)
     if spec.latency.enabled:

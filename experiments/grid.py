@@ -33,6 +33,7 @@ from experiments._arguments import build_parser, resolve_spec
 from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
 from experiments._resume import Plan, check_same_design, plan_cells
+from experiments._saliency import check_saliency
 from experiments._signals import Cancelled, Interruption
 from experiments._summary import print_dry_run, print_summary
 from experiments._worker import describe_os_error, worker_environment
@@ -243,6 +244,10 @@ def _preflight(spec: StudySpec) -> dict:
         data = load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **options)
     except (ValueError, OSError, TypeError) as exc:
         raise UsageError(f"cannot load data set {spec.dataset!r}: {str(exc).splitlines()[0]}") from None
+    try:
+        check_saliency(spec.saliency, data)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     info = {k: v for k, v in data.info.items() if k != "ids"}
     counts = {
         split: {name: int((y == i).sum()) for i, name in enumerate(data.class_names)}

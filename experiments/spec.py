@@ -27,6 +27,7 @@ from downscalexr.operating_point import THRESHOLD_RULES
 from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
 from downscalexr.train import TrainConfig
 from experiments._from_yaml import SpecError, from_dict, plain, read_yaml
+from experiments._saliency import SaliencySpec
 
 STUDIES_DIR = Path(__file__).parent / "studies"
 # A study's name is a directory name under the results root: no separators, no "..", no hidden names.
@@ -211,6 +212,8 @@ class StudySpec:
         The operating point of the threshold metrics (fixed 0.5 or chosen on validation).
     latency : LatencySpec
     consistency : ConsistencySpec
+    saliency : SaliencySpec
+        Grad-CAM maps, localisation and deletion-curve area on fixed test images (off by default).
     reference : str
         Reference variant for contrasts in the report.
     """
@@ -230,6 +233,7 @@ class StudySpec:
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     latency: LatencySpec = field(default_factory=LatencySpec)
     consistency: ConsistencySpec = field(default_factory=ConsistencySpec)
+    saliency: SaliencySpec = field(default_factory=SaliencySpec)
     factors: FactorSpec = field(default_factory=FactorSpec)
     reference: str = "avgpool"
     description: str = ""
