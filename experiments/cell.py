@@ -227,6 +227,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
             }
         )
     preds.insert(0, "run_id", rid)
+    preds["source"] = example_sources(data, preds["example_id"].to_numpy())
     tables["predictions"] = preds
     tables["kernels"] = kernel_rows(model, rid)
     tables |= saliency_tables(spec.saliency, spec.test_seed, model, data, rid)
@@ -235,6 +236,16 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
     return row, tables
+
+
+def example_sources(data: ImageSplits, example_ids: np.ndarray) -> pd.Series:
+    """Where each test example came from (``info["ids"]["test"]`` of a real data set: a batch file and
+    index, an npz row, an image path), so an error can be traced to its image; missing for synthetic
+    data, which has no ids (its ``example_id`` and the study's ``test_seed`` identify the image)."""
+    ids = data.info.get("ids", {}).get("test") if isinstance(data.info.get("ids"), dict) else None
+    if ids is None or len(ids) != len(data.y_test):
+        return pd.Series(pd.NA, index=range(len(example_ids)), dtype="string")
+    return pd.Series(np.asarray(ids, dtype=object)[example_ids], dtype="string")
 
 
 def _operating_points(spec: StudySpec, model, data: ImageSplits, labels, scores) -> dict:
