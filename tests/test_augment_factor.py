@@ -156,6 +156,23 @@ def test_a_cell_augments_training_batches_only(data, monkeypatch):
     assert sum(len(b) for b in spy.batches) == row["epochs_run"] * len(index)
 
 
+def test_an_augmented_cell_draws_from_its_own_seed_and_repeats_exactly(data, monkeypatch):
+    spec = spec_with(factors={"augment": ["flip_rotate"]}, seeds=[0, 1])
+    asked: list[tuple[str, int]] = []
+
+    def recording(policy, seed):
+        asked.append((policy, seed))
+        return make_augmenter(policy, seed)
+
+    monkeypatch.setattr(cell_module, "make_augmenter", recording)
+    for cell in cells_of(spec):
+        first, again = run_cell(spec, cell, data), run_cell(spec, cell, data)
+        for table in ("epochs", "predictions"):
+            keep = [c for c in first[table].columns if c != "seconds"]
+            assert first[table][keep].equals(again[table][keep]), (cell.seed, table)
+    assert asked == [("flip_rotate", 0)] * 2 + [("flip_rotate", 1)] * 2
+
+
 def test_a_none_cell_trains_exactly_as_fit_without_augmentation(data):
     spec = spec_with()
     (cell,) = cells_of(spec)
