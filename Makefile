@@ -16,7 +16,7 @@ STUDY ?= default
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,dask]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,dask,mlflow]' -c constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)

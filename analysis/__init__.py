@@ -16,13 +16,23 @@ The public statistics are re-exported here; see ``docs/architecture.md`` for whe
 
 from analysis.design import base_runs, design_frame, has_inductive_design, ok_runs
 from analysis.load import LoadError, load_study, read_provenance, read_table
-from analysis.simulation import simulate_inductive_study, simulate_study
+from analysis.simulation import (
+    simulate_inductive_study,
+    simulate_multiclass_study,
+    simulate_saliency,
+    simulate_study,
+)
 from analysis.stats import (
     MIN_BCA_SEEDS,
     MixedResult,
     bca_means,
     bias_summary,
+    confused_pair_contrasts,
+    confused_pairs,
+    confusion_matrices,
     contrast_test,
+    dilution_contrasts,
+    example_difficulty,
     examples_to_target,
     expected_calibration_error,
     fit_mixed,
@@ -36,18 +46,27 @@ from analysis.stats import (
     mcnemar_tests,
     paired_contrasts,
     paired_t_test,
+    per_class_recall,
     per_seed_contrast,
     percentile_interval,
     power_analysis,
     power_law_fits,
     reliability_curve,
+    saliency_contrasts,
+    saliency_summary,
     seed_intervals,
     seed_summary,
     t_band,
     t_interval,
     tost_paired,
 )
-from analysis.verdicts import VERDICTS, combine_verdicts, evaluate_claims, evaluate_hypotheses
+from analysis.verdicts import (
+    VERDICTS,
+    combine_verdicts,
+    evaluate_claims,
+    evaluate_dilution,
+    evaluate_hypotheses,
+)
 
 __all__ = [
     "MIN_BCA_SEEDS",
@@ -58,10 +77,16 @@ __all__ = [
     "bca_means",
     "bias_summary",
     "combine_verdicts",
+    "confused_pair_contrasts",
+    "confused_pairs",
+    "confusion_matrices",
     "contrast_test",
     "design_frame",
+    "dilution_contrasts",
     "evaluate_claims",
+    "evaluate_dilution",
     "evaluate_hypotheses",
+    "example_difficulty",
     "examples_to_target",
     "expected_calibration_error",
     "fit_mixed",
@@ -78,6 +103,7 @@ __all__ = [
     "ok_runs",
     "paired_contrasts",
     "paired_t_test",
+    "per_class_recall",
     "per_seed_contrast",
     "percentile_interval",
     "power_analysis",
@@ -85,9 +111,13 @@ __all__ = [
     "read_provenance",
     "read_table",
     "reliability_curve",
+    "saliency_contrasts",
+    "saliency_summary",
     "seed_intervals",
     "seed_summary",
     "simulate_inductive_study",
+    "simulate_multiclass_study",
+    "simulate_saliency",
     "simulate_study",
     "t_band",
     "t_interval",

@@ -103,14 +103,38 @@ def at_base_levels(runs: pd.DataFrame) -> pd.DataFrame:
     return d[keep]
 
 
-def base_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """CNN runs at the base level of every factor (the rows the standard report sections analyse).
+def primary_model(runs: pd.DataFrame) -> str | None:
+    """The CNN model the standard report sections analyse when a study trains several.
 
-    A study whose factors do not vary (the default study) gets every row back unchanged.
+    The model with the most runs (any status, so a failed run never changes the choice); ties go to
+    the first name in sorted order (``lenet`` before ``lenet_gap`` and ``resnet8``). Pooling two
+    architectures per variant would average effects that differ by model (the dilution question),
+    so the standard sections take one model and the multi-model sections (inductive bias, dilution)
+    compare them. ``None`` without CNN runs.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"model": ["resnet8", "lenet", "mlp", "mlp"], "status": ["ok"] * 4})
+    >>> primary_model(runs)
+    'lenet'
+    """
+    model = runs["model"].astype(str)
+    cnn = model[model != MLP_MODEL]
+    if cnn.empty:
+        return None
+    counts = cnn.value_counts()
+    return min(counts.index[counts == counts.max()])
+
+
+def base_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of the primary CNN model at the base level of every factor (what the standard sections analyse).
+
+    A study with one CNN model whose factors do not vary (the default study) gets every row back
+    unchanged; with several CNN models only :func:`primary_model`'s runs are kept.
     """
     d = design_frame(runs)
     levels = base_levels(runs)
-    keep = ~d["is_mlp"]
+    keep = ~d["is_mlp"] & (d["model"].astype(str) == primary_model(runs))
     for factor, level in levels.items():
         keep &= d[factor] == level
     return runs[keep.to_numpy()]

@@ -12,6 +12,10 @@ A study directory, as written by ``experiments.store``, looks like::
 
 Files in a ``quarantine/`` sub-folder, hidden files (``.name``) and temporaries (``*.tmp``) are ignored:
 they are cells that an interrupted or rejected write left behind, not results.
+
+One directory holds one study: :func:`load_study` refuses a directory whose runs come from two
+specifications (a design cell stored twice, or runs of two studies or training settings), which
+statistics would otherwise pool without a word.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from downscalexr import schema
 
 TABLES = tuple(schema.TABLES)
 SPEC_FILES = ("spec.yaml", "study.yaml", "study.yml", "spec.json")
+# the columns that name a cell of the design: one run per combination in a study
+DESIGN_COLUMNS = (
+    "study", "dataset", "model", "variant", "seed", "data_fraction", "transform", "permute",
+    "location_shift", "init",
+)  # fmt: skip
+# settings every run of one specification shares (the runs table records them per run)
+ONE_PER_STUDY = {"study": "studies", "dataset": "data sets", "lr": "learning rates",
+                 "batch_size": "batch sizes", "optimizer": "optimizers"}  # fmt: skip
 ENVIRONMENT_FILE = "environment.json"
 
 
@@ -125,7 +137,8 @@ def load_study(results_dir: str | Path, *, min_seeds: int = 2) -> dict[str, pd.D
     ------
     LoadError
         If the directory is missing, holds no runs or no successful runs, a file does not match the schema,
-        or the successful runs have fewer than ``min_seeds`` seeds.
+        its runs come from more than one specification (:func:`check_one_study`), or the successful runs
+        have fewer than ``min_seeds`` seeds.
 
     Examples
     --------
@@ -140,6 +153,7 @@ def load_study(results_dir: str | Path, *, min_seeds: int = 2) -> dict[str, pd.D
     runs = tables["runs"]
     if runs.empty:
         raise LoadError(f"no runs in {root / 'runs'}: the study has no finished cells")
+    check_one_study(runs, root)
     ok = runs[runs["status"] == "ok"]
     if ok.empty:
         counts = runs["status"].value_counts().to_dict()
@@ -151,6 +165,49 @@ def load_study(results_dir: str | Path, *, min_seeds: int = 2) -> dict[str, pd.D
             f"need at least {min_seeds}: rerun the grid with more seeds (e.g. --seeds 10)"
         )
     return tables
+
+
+def check_one_study(runs: pd.DataFrame, where: str | Path = "the study") -> None:
+    """Refuse runs that come from more than one specification.
+
+    Two signs: a design cell (:data:`DESIGN_COLUMNS`) stored more than once (under different run ids,
+    so run with different settings), or more than one value of a setting one specification fixes
+    (:data:`ONE_PER_STUDY`: the study name, data set, learning rate, batch size, optimizer).
+
+    Raises
+    ------
+    LoadError
+        Naming the repeated cell or the differing setting, and what to do.
+    """
+    fix = (
+        "analyse one specification per directory: move the other runs away, or rerun the grid into a "
+        "new --out"
+    )
+    for column, what in ONE_PER_STUDY.items():
+        values = sorted(map(str, runs[column].dropna().unique())) if column in runs else []
+        if len(values) > 1:
+            raise LoadError(f"{where} mixes runs of {len(values)} {what} ({', '.join(values)}); {fix}")
+    design = [c for c in DESIGN_COLUMNS if c in runs]
+    repeated = runs[runs.duplicated(subset=design, keep=False)]
+    if not repeated.empty:
+        first = repeated.sort_values(["run_id"]).iloc[0]
+        same = repeated[_matching(repeated, first, design)]
+        cell = ", ".join(f"{c} {first[c]}" for c in design if c != "study")
+        ids = ", ".join(sorted(same["run_id"].astype(str)))
+        n_cells = len(repeated.drop_duplicates(subset=design))
+        raise LoadError(
+            f"{where} holds {n_cells} design cell(s) more than once, i.e. runs of two specifications; "
+            f"e.g. ({cell}) is stored {len(same)} times (run ids {ids}); {fix}"
+        )
+
+
+def _matching(frame: pd.DataFrame, row: pd.Series, columns: list[str]) -> pd.Series:
+    """Rows equal to ``row`` in every column, missing values (a NaN location shift) counting as equal."""
+    equal = pd.Series(True, index=frame.index)
+    for c in columns:
+        same = (frame[c] == row[c]).fillna(False).astype(bool)
+        equal &= same | (frame[c].isna() & bool(pd.isna(row[c])))
+    return equal
 
 
 def read_provenance(results_dir: str | Path) -> dict[str, object]:

@@ -103,16 +103,21 @@ def score_operating_points(
     ``operating_point``, ``threshold_rule``, ``threshold_chosen`` and ``<metric>_fixed`` /
     ``<metric>_chosen`` for every threshold metric (see :mod:`downscalexr.schema`). The test split is
     scored only; the threshold depends on ``val_labels`` and ``val_scores`` alone.
+
+    A validation split holding one class cannot choose a threshold: with ``report="fixed"`` the chosen
+    columns are then NaN (a study scored at 0.5 runs as before); with ``report="chosen"`` it raises.
     """
     if report not in OPERATING_POINTS:
         raise ValueError(f"unknown operating point {report!r}; choose from {', '.join(OPERATING_POINTS)}")
-    chosen = choose_threshold(val_labels, val_scores, rule)
-    at = {
-        "fixed": binary_metrics(test_labels, test_scores, FIXED_THRESHOLD),
-        "chosen": binary_metrics(test_labels, test_scores, chosen),
-    }
-    row: dict[str, float | str] = dict(at[report])
+    fixed = binary_metrics(test_labels, test_scores, FIXED_THRESHOLD)
+    one_class = np.unique(np.asarray(val_labels)).size < 2
+    if one_class and report == "fixed":
+        chosen, at_chosen = float("nan"), dict.fromkeys(THRESHOLD_METRICS, float("nan"))
+    else:
+        chosen = choose_threshold(val_labels, val_scores, rule)
+        at_chosen = binary_metrics(test_labels, test_scores, chosen)
+    row: dict[str, float | str] = dict(fixed if report == "fixed" else at_chosen)
     row |= {"operating_point": report, "threshold_rule": rule, "threshold_chosen": chosen}
-    for point, metrics in at.items():
+    for point, metrics in (("fixed", fixed), ("chosen", at_chosen)):
         row |= {f"{m}_{point}": metrics[m] for m in THRESHOLD_METRICS}
     return row

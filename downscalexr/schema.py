@@ -283,3 +283,148 @@ def _columns(table: str) -> dict[str, str]:
         return TABLES[table]
     except KeyError:
         raise SchemaError(f"unknown table {table!r}; choose from {', '.join(TABLES)}") from None
+
+
+# ---------------------------------------------------------------- descriptions (docs/results.md)
+# What every table and column holds, in words, for people who analyse the tables in their own tools.
+# docs/results.md is generated from these (`python docs/generate_results.py`); a test fails when a
+# column has no description here or the committed page is not the generator's output.
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "runs": "One row per cell (one training run): its design, model facts, outcome, test metrics, "
+    "generalization, shift consistency and provenance.",
+    "epochs": "One row per cell x epoch: the training curve.",
+    "predictions": "One row per cell x test example (x class for multi-class tasks): the model's "
+    "probability, for per-example comparisons (McNemar, bootstrap over examples, calibration).",
+    "latency": "One row per cell x batch size x memory format x repeat: one timed forward pass on CPU.",
+    "kernels": "One row per cell x weight of the model's first convolution (no rows for models without "
+    "one), for kernel figures.",
+}
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "runs": {
+        "run_id": "Hash of the cell's settings that differ from their defaults (the key joining every "
+        "table; equal settings give an equal run_id).",
+        "study": "Name of the study (its YAML file's `name`).",
+        "dataset": "Data set name, as registered (e.g. `detection`, `edges`, `folder`, `npz`).",
+        "model": "Model family (e.g. `lenet`, `resnet`, `mlp`).",
+        "variant": "Downsampling operator (e.g. `avgpool`, `maxpool`, `strided`); `none` for models "
+        "without one (the MLP).",
+        "seed": "Seed of the cell: fixes the training subset, batch order, initial weights and "
+        "augmentation; shared across variants and fractions, so comparisons are paired by seed.",
+        "data_fraction": "Fraction of the training pool used (nested: for one seed a smaller fraction's "
+        "subset lies inside a larger one's).",
+        "n_train": "Training images actually used (0 when the cell failed before choosing them).",
+        "image_size": "Side of the (square) input images in pixels.",
+        "epochs_run": "Validation periods trained: epochs, or `eval_every`-step periods of a step budget "
+        "(fewer than configured when early stopping or divergence ended training).",
+        "batch_size": "Training batch size.",
+        "lr": "Learning rate.",
+        "optimizer": "Optimiser (`adam` or `sgd`).",
+        "transform": "Training augmentation policy (`none`, `flip`, `rotate`, ...).",
+        "permute": "Whether every image's pixels were shuffled by one fixed permutation per study.",
+        "location_shift": "Edges data only: training edges lie in the first `location_shift` of the image, "
+        "test edges in the rest; missing (NaN) = no shift.",
+        "init": "First convolution's initialisation: `random`, `edge_frozen` or `edge_trainable` "
+        "(oriented edge detectors, frozen or trained).",
+        "params": "Number of model parameters.",
+        "flops": "Forward FLOPs per image (a multiply-add counts 2; convolutions and matrix products only).",
+        "model_bytes": "Bytes held by parameters and buffers.",
+        "status": "`ok`, `diverged` (non-finite training loss) or `failed` (an exception; see `error`).",
+        "error": "Why the cell did not finish `ok` (message or traceback tail); empty otherwise.",
+        "train_seconds": "Wall-clock training time in seconds (validation passes included).",
+        "accuracy": "Test accuracy (binary: at `threshold`; multi-class: argmax).",
+        "balanced_accuracy": "Mean of the per-class recalls on the test set.",
+        "precision": "Test precision of the positive (abnormal) class; multi-class: macro mean.",
+        "recall": "Test recall (sensitivity) of the positive class; multi-class: macro mean.",
+        "specificity": "Test specificity (true-negative rate); multi-class: macro mean.",
+        "f1": "Test F1 of the positive class; multi-class: mean of per-class F1.",
+        "auroc": "Area under the test ROC curve; multi-class: macro one-vs-rest.",
+        "auprc": "Area under the test precision-recall curve; multi-class: macro one-vs-rest.",
+        "tp": "True positives on the test set (multi-class: macro mean of one-vs-rest counts).",
+        "fp": "False positives on the test set (multi-class: macro mean).",
+        "tn": "True negatives on the test set (multi-class: macro mean).",
+        "fn": "False negatives on the test set (multi-class: macro mean).",
+        "fpr": "False-positive rate, fp / (fp + tn).",
+        "fnr": "False-negative rate, fn / (fn + tp).",
+        "predicted_positive_rate": "Fraction of test examples called positive; compare with `prevalence` "
+        "for over-calling.",
+        "prevalence": "Fraction of positive test examples.",
+        "criterion_c": "Signal-detection criterion c (log-linear corrected); c < 0 means over-calling "
+        "the positive class.",
+        "dprime": "Signal-detection sensitivity d' (log-linear corrected).",
+        "ece": "Expected calibration error (15 equal-width bins; multi-class: top-label confidence).",
+        "brier": "Brier score of the test probabilities.",
+        "log_loss": "Mean negative log-likelihood on the test set (probabilities clipped to "
+        "[1e-7, 1 - 1e-7]).",
+        "threshold": "Decision threshold of the unsuffixed threshold metrics above: 0.5 or "
+        "`threshold_chosen`, as `operating_point` says; NaN for multi-class (argmax).",
+        "operating_point": "Which operating point the unsuffixed threshold metrics use: `fixed` (0.5) or "
+        "`chosen` (`threshold_chosen`).",
+        "threshold_rule": "How `threshold_chosen` was chosen on the validation split: `youden` (maximum "
+        "sensitivity + specificity - 1) or `prevalence` (as many positive calls as validation positives).",
+        "threshold_chosen": "Threshold chosen on the validation split by `threshold_rule` (never on test); "
+        "NaN for multi-class.",
+        "train_accuracy": "Accuracy of the final (restored best) model on the cell's training subset.",
+        "val_accuracy": "Validation accuracy at `best_epoch`.",
+        "val_auroc": "Validation AUROC at `best_epoch`.",
+        "best_epoch": "Validation period (from 0) whose weights were kept, chosen on validation by the "
+        "study's monitor; -1 when none was.",
+        "steps_run": "Optimiser steps taken.",
+        "best_step": "Optimiser steps taken when the kept (best) validation ran; -1 when none was.",
+        "shift_consistency_circular": "P(same predicted class) for a test image under two random "
+        "circular shifts (Zhang 2019); NaN when not measured.",
+        "shift_consistency_pad": "As `shift_consistency_circular`, with zero-padded shifts.",
+        "package_version": "DownScaleXR version that wrote the row.",
+        "git_commit": "Git commit of the code that wrote the row (`unknown` outside a git checkout).",
+        "torch_version": "PyTorch version.",
+        "threads": "Torch threads of the training process.",
+        "cpu": "CPU model name.",
+        "host_id": "Short hash of the host name (identifies a machine without naming it).",
+        "started_at": "When the cell started (ISO 8601, UTC).",
+        "finished_at": "When the cell finished (ISO 8601, UTC).",
+    },
+    "epochs": {
+        "run_id": "The cell (see `runs.run_id`).",
+        "epoch": "Validation period, from 0: an epoch, or `eval_every` optimiser steps under a step budget.",
+        "step": "Optimiser steps taken when this validation ran.",
+        "train_loss": "Mean training loss over the period's examples.",
+        "train_accuracy": "Training accuracy over the period (while the weights changed).",
+        "val_loss": "Validation loss after the period.",
+        "val_accuracy": "Validation accuracy after the period.",
+        "val_auroc": "Validation AUROC after the period (macro one-vs-rest for multi-class).",
+        "seconds": "Wall-clock seconds of the period, validation included.",
+    },
+    "predictions": {
+        "run_id": "The cell (see `runs.run_id`).",
+        "example_id": "Index of the example in the study's fixed test set (equal across cells).",
+        "label": "True class of the example (binary: 1 = positive, the abnormal class).",
+        "class_index": "Class whose probability `score` is (binary: always 1, the positive class).",
+        "score": "Model probability of class `class_index` for the example.",
+    },
+    "latency": {
+        "run_id": "The cell (see `runs.run_id`).",
+        "batch_size": "Images per timed forward pass.",
+        "threads": "Torch threads during the measurement.",
+        "memory_format": "`contiguous` (NCHW) or `channels_last` (NHWC) model and input.",
+        "repeat": "Index of the timed pass, from 0 (warm-up passes are not stored).",
+        "seconds": "Time of one forward pass of the batch (wall clock, or the thread's CPU time when the "
+        "study's `latency.clock` is `thread_cpu`).",
+        "reference_seconds": "Time of a fixed reference workload run just before this pass (how fast the "
+        "machine was at that moment, for speed adjustment); NaN when not timed.",
+    },
+    "kernels": {
+        "run_id": "The cell (see `runs.run_id`).",
+        "layer": "Module name of the first convolution, e.g. `conv1`.",
+        "out_channel": "Output channel of the weight.",
+        "in_channel": "Input channel of the weight.",
+        "row": "Row of the weight in the kernel.",
+        "col": "Column of the weight in the kernel.",
+        "value": "The trained weight.",
+    },
+}
+# the threshold metrics at both operating points (see OPERATING_POINT_COLUMNS)
+COLUMN_DESCRIPTIONS["runs"] |= {
+    f"{metric}_{point}": f"`{metric}` at the "
+    + ("fixed threshold 0.5." if point == "fixed" else "validation-chosen threshold `threshold_chosen`.")
+    for point in OPERATING_POINTS
+    for metric in THRESHOLD_METRICS
+}

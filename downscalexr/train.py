@@ -57,7 +57,7 @@ class TrainConfig:
     patience : int or None
         Stop after this many validations (epochs, or ``eval_every`` periods) without improvement of
         ``monitor``; ``None`` trains to the end. The weights of the best validation are restored
-        either way.
+        either way, unless ``restore_best`` is off.
     monitor : {"val_loss", "val_accuracy", "val_auroc"}
         Validation quantity for model selection (AUROC falls back to accuracy for multi-class).
     min_steps : int
@@ -69,6 +69,11 @@ class TrainConfig:
         Step-budget protocol: optimiser steps for every data fraction (0: use the epoch protocol).
     eval_every : int
         Step-budget protocol: optimiser steps between validations (required when ``steps > 0``).
+    restore_best : bool
+        Keep the weights of the best validation (the default). Off, the model keeps its final weights
+        and validation is only recorded: for a validation split that is not drawn from the training
+        distribution (the edge task's location shift), where selecting on it would tune the model to
+        the shifted test distribution.
     channels_last : bool
         Run convolutions in NHWC layout (faster with oneDNN on CPU).
     fused : bool
@@ -96,6 +101,7 @@ class TrainConfig:
     eval_batch_size: int = 32
     steps: int = 0
     eval_every: int = 0
+    restore_best: bool = True
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -130,10 +136,12 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns. ``model`` holds the weights of the best validation.
+    """What :func:`fit` returns. ``model`` holds the weights of the best validation (the last one
+    with ``restore_best`` off).
 
     ``history`` has one row per validation (key ``epoch`` counts validations, ``step`` the optimiser
-    steps taken by then); ``best_epoch`` indexes it and ``best_step`` is that row's ``step``.
+    steps taken by then); ``best_epoch`` indexes the row of the weights ``model`` holds and
+    ``best_step`` is that row's ``step``.
     """
 
     model: nn.Module
@@ -226,11 +234,13 @@ def fit(
         score = row[config.monitor] if not math.isnan(row[config.monitor]) else row["val_accuracy"]
         if sign * score < best:
             best, result.best_epoch, result.best_step = sign * score, period, result.steps_run
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(model.state_dict()) if config.restore_best else None
         elif config.patience is not None and period - result.best_epoch > config.patience:
             break
 
-    if best_state is not None:
+    if not config.restore_best and result.history:
+        result.best_epoch, result.best_step = len(result.history) - 1, result.history[-1]["step"]
+    elif best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     result.epochs_run = len(result.history)

@@ -10,8 +10,9 @@ import argparse
 from downscalexr.data.registry import dataset_options, list_datasets
 from downscalexr.layers import list_downsample
 from downscalexr.models import list_models
+from downscalexr.overrides import OverrideError, looks_like_override, parse_override
 from experiments.errors import UsageError
-from experiments.spec import NO_VARIANT, SpecError, StudySpec, from_dict, list_studies, load_spec
+from experiments.spec import NO_VARIANT, SpecError, StudySpec, list_studies, load_spec_with
 
 EPILOG = """\
 reruns:
@@ -30,15 +31,27 @@ one runner per directory:
   A built-in name always means the packaged study, even if a file or folder of that name is in the
   working directory; give a file as a path (./smoke.yaml). `lr: 1e-3` is read as a number.
 
+overrides:
+  --set KEY.PATH=VALUE (or a bare KEY.PATH=VALUE word) changes one key of the study; the value is
+  YAML. Mappings merge key by key, so --set train.lr=1e-3 keeps the other training settings:
+    --set train.lr=1e-3 --set data.min_val=5 --set 'variants=[avgpool, maxpool]' model_options.channels=[8,16]
+  The result is checked like a study file (unknown keys are named with the valid ones) and is what
+  spec.yaml records. --seeds, --variants, --fractions, --epochs, --data and --skip-bad are shorthands
+  for seeds, variants, fractions, train.epochs, data.path and data.skip_bad; one key set to two
+  different values is refused. The grid runs any subset of the registered operators; the report
+  compares them against the study's `reference` (or the first variant when it is not among them).
+  Before the first cell the grid loads the data once, builds every model x variant and runs one
+  batch through it: a bad path, option or shape stops it with exit 2 and nothing stored.
+
+results of earlier versions:
+  Files stored before a column existed read fine in the report; for other Parquet readers (pandas,
+  duckdb, polars) to see each table whole, rewrite them once: python -m experiments.upgrade <out>.
+
 exit codes:
   0 every cell ok; 1 some cells failed or diverged (the rest stored); 2 bad usage (argument, study
   file, --out of another specification); 3 environment (disk full, no permission, a worker process
   lost, directory locked by another runner); 130 / 143 interrupted by SIGINT / SIGTERM.
 """
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each option; the epilog kept as written."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,47 +60,62 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every variant x seed x data fraction of a study and store the results as "
         "Parquet tables (runs, epochs, predictions, latency, kernels) under results/<study>/.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY.PATH=VALUE",
+        help="the same as --set KEY.PATH=VALUE (see 'overrides' below)",
     )
     parser.add_argument(
         "--study",
         default="default",
-        help=f"built-in study ({', '.join(list_studies())}), or a YAML file given as a path",
+        help=f"built-in study ({', '.join(list_studies())}), or a YAML file given as a path "
+        "(default: default)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="sets",
+        metavar="KEY.PATH=VALUE",
+        help="change one key of the study, value read as YAML (repeatable): --set train.lr=1e-3 "
+        "--set data.min_val=5 --set 'variants=[avgpool, maxpool]'",
     )
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seeds", type=int, default=None, help="run seeds 0..N-1 (default: the study's seeds)"
-    )
-    seeds.add_argument("--seed-list", default=None, help="comma-separated seeds, e.g. 0,3,7")
+    seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default: the study's seeds)")
+    seeds.add_argument("--seed-list", help="comma-separated seeds, e.g. 0,3,7 (default: the study's)")
     parser.add_argument(
-        "--variants", nargs="+", default=None, help="downsampling operators (default: the study's)"
+        "--variants",
+        nargs="+",
+        help="downsampling operators, separated by spaces or commas; any subset of the registered "
+        "ones (default: the study's)",
     )
     parser.add_argument(
-        "--fractions", nargs="+", type=float, default=None, help="training-data fractions in (0, 1]"
+        "--fractions",
+        nargs="+",
+        help="training-data fractions in (0, 1], separated by spaces or commas (default: the study's)",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="override the study's maximum epochs")
+    parser.add_argument("--epochs", type=int, help="the study's maximum epochs (train.epochs)")
     parser.add_argument(
         "--skip-bad",
         action="store_true",
         help="real-data studies: skip unreadable images (recorded in data.json) instead of stopping",
     )
-    parser.add_argument(
-        "--data", default=None, help="path to the data for real-data studies (folder or .npz)"
-    )
-    parser.add_argument(
-        "--n-jobs", type=int, default=None, help="worker processes (default: all cores); 1 runs in-process"
-    )
+    parser.add_argument("--data", help="path to the data for real-data studies (folder or .npz): data.path")
+    parser.add_argument("--n-jobs", type=int, help="worker processes (default: all cores); 1 runs in-process")
     parser.add_argument(
         "--backend",
         choices=("processes", "loky", "dask"),
         default="processes",
-        help="processes: the grid's worker processes on this machine (loky: the same, its former name); "
-        "dask: a dask cluster through joblib",
+        help="processes (default): the grid's worker processes on this machine (loky: the same, its "
+        "former name); dask: a dask cluster through joblib",
     )
     parser.add_argument(
-        "--scheduler", default=None, help="dask scheduler address tcp://host:port (default: a local cluster)"
+        "--scheduler", help="dask scheduler address tcp://host:port (default: a local cluster)"
     )
-    parser.add_argument("--out", default=None, help="study directory (default: results/<study>)")
+    parser.add_argument("--out", help="study directory (default: results/<study name>)")
     parser.add_argument("--force", action="store_true", help="recompute every cell, stored ones too")
     parser.add_argument(
         "--no-retry-failed",
@@ -103,50 +131,103 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_spec(args: argparse.Namespace) -> StudySpec:
-    """Load the study and apply command-line overrides, validating names against the registries."""
-    overrides: dict = {}
+def _listed(values: list[str]) -> tuple[list[str], list[str]]:
+    """Split words given to a list option on commas; words of the form key.path=value are overrides.
+
+    An option taking several words swallows a following positional override (``--variants a b
+    train.lr=1``); no operator name or fraction contains ``=``, so such a word is an override.
+    """
+    items, overrides = [], []
+    for word in values:
+        if looks_like_override(word):
+            overrides.append(word)
+        else:
+            items += [part.strip() for part in word.split(",") if part.strip()]
+    return items, overrides
+
+
+def _shorthands(args: argparse.Namespace) -> tuple[list[tuple[tuple[str, ...], object]], list[str]]:
+    """The study keys the shorthand options set, and override words the list options swallowed."""
+    changes: list[tuple[tuple[str, ...], object]] = []
+    swallowed: list[str] = []
     if args.seeds is not None:
         if args.seeds <= 0:
             raise UsageError(f"--seeds must be a positive number of seeds, got {args.seeds}")
-        overrides["seeds"] = list(range(args.seeds))
+        changes.append((("seeds",), list(range(args.seeds))))
     if args.seed_list is not None:
         try:
-            overrides["seeds"] = [int(s) for s in args.seed_list.split(",") if s.strip()]
+            changes.append((("seeds",), [int(s) for s in args.seed_list.split(",") if s.strip()]))
         except ValueError:
             raise UsageError(
                 f"--seed-list must be comma-separated integers, got {args.seed_list!r}"
             ) from None
-    if args.variants:
-        overrides["variants"] = args.variants
-    if args.fractions:
-        overrides["fractions"] = args.fractions
+    for option in ("variants", "fractions"):
+        items, extra = _listed(getattr(args, option) or [])
+        swallowed += extra
+        if option == "fractions" and items:
+            try:
+                items = [float(x) for x in items]
+            except ValueError:
+                raise UsageError(f"--fractions must be numbers in (0, 1], got {items}") from None
+        if items:
+            changes.append(((option,), items))
+        elif getattr(args, option) is not None and not extra:
+            raise UsageError(f"--{option} needs at least one value")
+    if args.epochs is not None:
+        changes.append((("train", "epochs"), args.epochs))
+    if args.data is not None:
+        changes.append((("data", "path"), args.data))
+    if args.skip_bad:
+        changes.append((("data", "skip_bad"), True))
+    return changes, swallowed
+
+
+def study_overrides(args: argparse.Namespace) -> list[tuple[tuple[str, ...], object]]:
+    """Every change the command line makes to the study: shorthand options first, then ``--set``.
+
+    Raises
+    ------
+    UsageError
+        A malformed override, a positional word that is not one, or one key set to two values.
+    """
+    changes, swallowed = _shorthands(args)
+    for word in [*args.overrides, *swallowed]:
+        if not looks_like_override(word):
+            raise UsageError(
+                f"unexpected argument {word!r}: a positional argument is an override KEY.PATH=VALUE "
+                "(e.g. train.lr=0.001); give the study with --study"
+            )
     try:
-        spec = load_spec(args.study, **overrides)
-        if args.epochs is not None or args.data is not None or args.skip_bad:
-            raw = spec.to_dict()
-            if args.epochs is not None:
-                raw["train"]["epochs"] = args.epochs
-            if args.data is not None:
-                raw["data"]["path"] = args.data
-            if args.skip_bad:
-                raw["data"]["skip_bad"] = True
-            spec = load_spec_from(raw)
+        return changes + [parse_override(text) for text in [*args.sets, *args.overrides, *swallowed]]
+    except OverrideError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def resolve_spec(args: argparse.Namespace) -> StudySpec:
+    """Load the study and apply command-line overrides, validating names against the registries."""
+    try:
+        spec = load_spec_with(args.study, study_overrides(args))
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    _check_names(spec)
+    check_names(spec)
     return spec
 
 
-def load_spec_from(raw: dict) -> StudySpec:
-    return from_dict(StudySpec, raw)
+def check_names(spec: StudySpec) -> None:
+    """Resolve every registry name of ``spec`` (operators, models, data set and its options).
 
-
-def _check_names(spec: StudySpec) -> None:
+    Raises
+    ------
+    UsageError
+        Naming the unknown name and the valid ones.
+    """
+    operators = list_downsample()
     variants = [v for m in spec.model_specs for v in m.variants if v != NO_VARIANT]
-    bad = list(dict.fromkeys(v for v in [*spec.variants, *variants] if v not in list_downsample()))
+    bad = list(dict.fromkeys(v for v in [*spec.variants, *variants] if v not in operators))
     if bad:
-        raise UsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(list_downsample())}")
+        raise UsageError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(operators)}")
+    if spec.reference not in operators:
+        raise UsageError(f"unknown reference variant {spec.reference!r}; choose from {', '.join(operators)}")
     for m in spec.model_specs:
         if m.name not in list_models():
             raise UsageError(f"unknown model {m.name!r}; choose from {', '.join(list_models())}")
@@ -157,8 +238,4 @@ def _check_names(spec: StudySpec) -> None:
         raise UsageError(
             f"data set {spec.dataset!r}: unknown option(s) {', '.join(unknown)}; "
             f"valid: {', '.join(dataset_options(spec.dataset))}"
-        )
-    if spec.reference not in spec.variants:
-        raise UsageError(
-            f"reference variant {spec.reference!r} is not among the variants {list(spec.variants)}"
         )

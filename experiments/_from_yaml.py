@@ -1,36 +1,31 @@
 """YAML text to frozen dataclasses: keys and types checked, every mistake named with the valid choices.
 
 Machinery for :mod:`experiments.spec` (which re-exports :class:`SpecError`, :func:`from_dict` and
-:func:`read_yaml`).
+:func:`read_yaml`, which lives in :mod:`downscalexr.overrides` with the ``key.path=value`` override
+helpers re-exported here, so the report reads values the same way).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 
-import yaml
+from downscalexr.overrides import OverrideError, apply_overrides, parse_override, read_yaml
 
-# YAML 1.1 (PyYAML) reads ``1e-3`` as text; YAML 1.2 and every user read it as a number.
-_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+__all__ = [
+    "OverrideError",
+    "SpecError",
+    "apply_overrides",
+    "from_dict",
+    "parse_override",
+    "plain",
+    "read_yaml",
+]
 
 
 class SpecError(ValueError):
     """A study file or override is malformed; the message names the key and the valid choices."""
-
-
-class _StudyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading ``1e-3`` (no dot before the exponent) as the number it means."""
-
-
-_StudyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITHOUT_DOT, list("-+0123456789"))
-
-
-def read_yaml(text: str):
-    """Parse a study file's text: PyYAML's safe loader, but ``lr: 1e-3`` is the float 0.001."""
-    return yaml.load(text, Loader=_StudyLoader)
 
 
 def from_dict(cls: type, raw: dict, where: str = "study"):

@@ -150,13 +150,21 @@ def run_cell(
     it is empty for a model without a convolution and for a failed or diverged cell. ``saliency`` and
     ``saliency_maps`` are empty unless the study enables ``saliency`` (:mod:`experiments._saliency`).
     """
+    return run_cell_with_model(spec, cell, data, provenance)[0]
+
+
+def run_cell_with_model(
+    spec: StudySpec, cell: Cell, data: ImageSplits, provenance: dict | None = None
+) -> tuple[dict[str, pd.DataFrame], torch.nn.Module | None]:
+    """:func:`run_cell`, also returning the trained model (None when the cell failed before it was built)."""
+    model = None
     rid = run_id(spec, cell)
     started = _now()
     row: dict = {c: math.nan for c in schema.METRIC_COLUMNS} | {"threshold": math.nan}
     row |= _design_row(spec, cell, rid) | _provenance(provenance) | {"started_at": started}
     tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]}
     try:
-        row, tables = _train_and_measure(spec, cell, data, rid, row)
+        row, tables, model = _train_and_measure(spec, cell, data, rid, row)
     except Exception as exc:  # a failed cell is a result to store, not a reason to stop the grid
         row |= {"status": "failed", "error": _short_traceback(exc)}
     row["finished_at"] = _now()
@@ -166,7 +174,8 @@ def run_cell(
             runs[col] = (
                 pd.NA if schema.RUNS[col] == "string" else (-1 if schema.RUNS[col] == "int64" else math.nan)
             )
-    return {"runs": schema.conform("runs", runs)} | {k: schema.conform(k, v) for k, v in tables.items()}
+    conformed = {k: schema.conform(k, v) for k, v in tables.items()}
+    return {"runs": schema.conform("runs", runs)} | conformed, model
 
 
 def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str, row: dict):
@@ -197,7 +206,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
     }
     tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]} | {"epochs": epochs}
     if result.status != "ok" or result.best_epoch < 0:
-        return row, tables
+        return row, tables, result.model
 
     model = result.model
     best = result.history[result.best_epoch]
@@ -235,7 +244,7 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         row |= _consistency(spec, cell, model, data.x_test)
     if spec.latency.enabled:
         tables["latency"] = _latency_rows(spec, model, data.input_shape, rid)
-    return row, tables
+    return row, tables, model
 
 
 def example_sources(data: ImageSplits, example_ids: np.ndarray) -> pd.Series:

@@ -3,6 +3,10 @@ results as Parquet.
 
     python -m experiments.grid --seeds 10            # the default study, all cores
     python -m experiments.grid --study smoke --n-jobs 1 --dry-run
+    python -m experiments.grid --study smoke --set train.lr=1e-3 --variants blurpool,aps
+
+Overrides (``--set key.path=value``) are deep-merged into the study and checked like the file; every
+name, the data and every model are checked before the first cell (:mod:`experiments._preflight`).
 
 Resumable: stored cells are skipped, ``failed`` ones retried; ``--force`` recomputes every cell. One
 runner at a time per study directory (a lock). Exit codes: see :mod:`experiments.errors`.
@@ -26,18 +30,17 @@ from pathlib import Path
 
 import yaml
 
-from downscalexr.data.registry import load_dataset
 from downscalexr.latency import cpu_model, reference_description
 from downscalexr.provenance import git_commit
 from experiments._arguments import build_parser, resolve_spec
 from experiments._dispatch import Backend, Outcome, run_cells
 from experiments._estimate import estimate_seconds
+from experiments._preflight import check_study
 from experiments._resume import Plan, check_same_design, plan_cells
-from experiments._saliency import check_saliency
 from experiments._signals import Cancelled, Interruption
 from experiments._summary import print_dry_run, print_summary
 from experiments._worker import describe_os_error, worker_environment
-from experiments.cell import cells_of, data_options, run_id
+from experiments.cell import cells_of, run_id
 from experiments.errors import (
     EXIT_CELLS_NOT_OK,
     EXIT_ENVIRONMENT,
@@ -57,8 +60,10 @@ from experiments.store import (
     stored_runs,
     study_lock,
     write_atomic,
+    write_common_metadata,
     write_json,
 )
+from experiments.upgrade import outdated_files
 
 PACKAGES = (
     "torch",
@@ -109,9 +114,10 @@ def run(argv: list[str] | None = None) -> int:
     paths = StudyPaths(args.out or Path("results") / spec.name)  # a spec's name has no separators
     if args.dry_run:
         return _dry_run(spec, paths, args, n_jobs)
+    data_info = check_study(spec)  # before anything is written: a bad option or path exits 2 here
     with Interruption() as interruption:
         try:
-            return _run_locked(spec, paths, args, argv, n_jobs, interruption)
+            return _run_locked(spec, paths, args, argv, n_jobs, interruption, data_info)
         except Cancelled:
             return _interrupted(spec, paths, interruption)
 
@@ -127,7 +133,9 @@ def _dry_run(spec: StudySpec, paths: StudyPaths, args, n_jobs: int) -> int:
     return EXIT_OK
 
 
-def _run_locked(spec, paths: StudyPaths, args, argv: list[str], n_jobs: int, interruption) -> int:
+def _run_locked(
+    spec, paths: StudyPaths, args, argv: list[str], n_jobs: int, interruption, data_info: dict
+) -> int:
     """Prepare the directory, take its lock, and run the cells this invocation has to compute."""
     try:
         paths.prepare()
@@ -140,7 +148,9 @@ def _run_locked(spec, paths: StudyPaths, args, argv: list[str], n_jobs: int, int
     }
     with study_lock(paths, holder):
         cleaned = remove_leftover_temporaries(paths)
-        stored = stored_runs(paths)
+        write_common_metadata(paths)
+        stored = stored_runs(paths)  # also moves damaged files of stored cells to quarantine/
+        _note_outdated(paths, args.quiet)
         superseded = check_same_design(paths, spec, stored)
         for rid in superseded:
             set_aside(paths, rid, "failed cell of an earlier version of the study file, superseded")
@@ -149,7 +159,6 @@ def _run_locked(spec, paths: StudyPaths, args, argv: list[str], n_jobs: int, int
         )
         kept = [rid for c, rid in plan.ids.items() if rid in plan.stored and c not in plan.todo]
         _warn_unprobed(paths, spec, kept)
-        data_info = _preflight(spec)
         write_json(paths.root / "data.json", data_info)
         write_atomic(paths.spec, yaml.safe_dump(spec.to_dict(), sort_keys=False))
         _record_environment(paths, env | {"spec": spec.to_dict()})
@@ -223,7 +232,13 @@ def _warn_unprobed(paths: StudyPaths, spec: StudySpec, kept: list[str]) -> None:
     for rid in kept:
         path = paths.cell_file("latency", rid)
         with contextlib.suppress(OSError, ValueError):
-            old += path.exists() and "reference_seconds" not in pq.read_schema(path).names
+            if not path.exists():
+                continue
+            if "reference_seconds" not in pq.read_schema(path).names:  # before the column existed
+                old += 1
+                continue
+            column = pq.read_table(path, columns=["reference_seconds"]).column(0)
+            old += len(column) > 0 and column.null_count == len(column)  # upgraded: the column is null
     if old:
         print(
             f"warning: {old} of the {len(kept)} finished cells kept from an earlier run were timed without "
@@ -233,32 +248,16 @@ def _warn_unprobed(paths: StudyPaths, spec: StudySpec, kept: list[str]) -> None:
         )
 
 
-def _preflight(spec: StudySpec) -> dict:
-    """Load the first seed's data in this process, so a bad path or option stops the grid at once.
-
-    Returns the data set's provenance (how validation was made, skipped files, duplicates, counts)
-    for ``data.json``; per-example id lists are left out.
-    """
-    try:
-        options = data_options(spec, cells_of(spec)[0])
-        data = load_dataset(spec.dataset, seed=spec.seeds[0], test_seed=spec.test_seed, **options)
-    except (ValueError, OSError, TypeError) as exc:
-        raise UsageError(f"cannot load data set {spec.dataset!r}: {str(exc).splitlines()[0]}") from None
-    try:
-        check_saliency(spec.saliency, data)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    info = {k: v for k, v in data.info.items() if k != "ids"}
-    counts = {
-        split: {name: int((y == i).sum()) for i, name in enumerate(data.class_names)}
-        for split, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))
-    }
-    return {
-        "dataset": spec.dataset,
-        "input_shape": list(data.input_shape),
-        "class_counts": counts,
-        "info": info,
-    }
+def _note_outdated(paths: StudyPaths, quiet: bool) -> None:
+    """Say when files of an earlier version lack columns, so plain Parquet readers see a partial table."""
+    stale = sum(len(files) for files in outdated_files(paths).values())
+    if stale and not quiet:
+        print(
+            f"note: {stale} result file(s) in {paths.root} were written by an earlier version without "
+            "columns added since; the report reads them, but pandas, duckdb or polars read each table "
+            f"whole only after `python -m experiments.upgrade {paths.root}` (values unchanged)",
+            file=sys.stderr,
+        )
 
 
 def _record_environment(paths: StudyPaths, env: dict) -> None:

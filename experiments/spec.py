@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,15 @@ from downscalexr.augment import list_augment
 from downscalexr.operating_point import THRESHOLD_RULES
 from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
 from downscalexr.train import TrainConfig
-from experiments._from_yaml import SpecError, from_dict, plain, read_yaml
+from experiments._from_yaml import (
+    OverrideError,
+    SpecError,
+    apply_overrides,
+    from_dict,
+    parse_override,
+    plain,
+    read_yaml,
+)
 from experiments._saliency import SaliencySpec
 
 STUDIES_DIR = Path(__file__).parent / "studies"
@@ -380,17 +389,48 @@ def design_differences(old: StudySpec, new: StudySpec) -> list[str]:
     return differ
 
 
-def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
-    """Load a built-in study by name or a YAML file by path, then apply ``overrides`` (top-level keys).
+def load_spec(name_or_path: str | Path, *sets: str, **overrides) -> StudySpec:
+    """Load a built-in study by name or a YAML file by path, with overrides deep-merged in.
 
     A built-in study's name (``smoke``) always means the packaged study, even when a file or folder of
     that name lies in the working directory; a file is given as a path (``./smoke.yaml``,
     ``studies/smoke``). See :func:`study_file`.
 
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A built-in study name or a YAML file.
+    *sets : str
+        ``"key.path=value"`` overrides, as ``--set`` takes them (values read as YAML).
+    **overrides
+        Top-level keys; a mapping merges into the study's mapping (``train={"lr": 0.01}`` changes the
+        learning rate and keeps the study's other training settings), anything else replaces the
+        value. ``None`` means "not given" (the study's value stays).
+
     Raises
     ------
     SpecError
-        Unknown study, unreadable YAML, unknown keys or wrong types.
+        Unknown study, unreadable YAML, a malformed override, unknown keys or wrong types.
+
+    Examples
+    --------
+    >>> spec = load_spec("smoke", "train.lr=1e-3", seeds=[0])
+    >>> spec.train.lr, spec.train.epochs, spec.seeds
+    (0.001, 2, (0,))
+    """
+    try:
+        changes = [parse_override(text) for text in sets]
+    except OverrideError as exc:
+        raise SpecError(str(exc)) from None
+    changes += [((key,), value) for key, value in overrides.items() if value is not None]
+    return load_spec_with(name_or_path, changes)
+
+
+def load_spec_with(name_or_path: str | Path, changes: Sequence[tuple[tuple[str, ...], object]]) -> StudySpec:
+    """:func:`load_spec` with its overrides given as ``(key path, value)`` pairs, applied in order.
+
+    The resolved study is validated as a study file is: the same rules and messages, so an unknown
+    key in an override is named with the valid keys.
     """
     path = study_file(name_or_path)
     try:
@@ -400,8 +440,14 @@ def load_spec(name_or_path: str | Path, **overrides) -> StudySpec:
     if not isinstance(raw, dict):
         raise SpecError(f"study file {path} must hold a mapping of keys, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return from_dict(StudySpec, raw, where=str(path))
+    where = str(path)
+    if changes:
+        try:
+            raw = apply_overrides(raw, changes)
+        except OverrideError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+        where += " with " + ", ".join(f"{'.'.join(key)}={value!r}" for key, value in changes)
+    return from_dict(StudySpec, raw, where=where)
 
 
 def study_file(name_or_path: str | Path) -> Path:

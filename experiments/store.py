@@ -8,6 +8,7 @@ Layout of a study directory::
     <root>/runner.lock           held by the one runner working on the directory (pid, host, start)
     <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels,
                                  saliency, saliency_maps
+    <root>/<table>/_common_metadata  the table's one schema (Parquet metadata, no rows)
     <root>/quarantine/           unreadable, foreign or superseded files moved aside, with a note of why
 
 Every write goes to a temporary sibling (``.<name>.<random>.tmp``), is flushed to disk and renamed into
@@ -15,6 +16,13 @@ place, and the directory is flushed too (:mod:`downscalexr.safe_output`). A cell
 written last, so its presence means the whole cell is stored; an interrupted cell leaves at most
 complete files of the other tables, which the rerun overwrites. Temporaries left by a killed writer are
 removed by the next runner (:func:`remove_leftover_temporaries`), which holds the directory's lock.
+
+**One schema per table.** Every file of a table is written with the table's one Arrow schema
+(:func:`arrow_schema`, from :mod:`downscalexr.schema`): every column, in order, with its type, nulls
+where a value is missing, so pandas, pyarrow.dataset, duckdb and polars read ``<root>/<table>`` as one
+table and agree. ``_common_metadata`` holds that schema for readers that look for it. Files written by
+versions before a column existed lack it; :mod:`experiments.upgrade` rewrites them (the analysis reads
+them either way).
 
 ``kernels`` (and later ``saliency`` and ``saliency_maps``) arrived after the first studies were stored.
 A finished cell (its ``runs`` file present) without a kernels file was therefore written before kernels
@@ -36,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from downscalexr import schema
@@ -49,6 +58,7 @@ from downscalexr.safe_output import (
 from downscalexr.safe_output import (
     remove_leftover_temporaries as _remove_temporaries,
 )
+from experiments.table_schema import COMMON_METADATA, arrow_schema, to_arrow
 
 TABLES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
 WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps", "runs")
@@ -57,7 +67,9 @@ OPTIONAL = ("kernels", "saliency", "saliency_maps")
 # Temporaries this module writes (``.<name>.<8 random characters>.tmp``, see
 # :mod:`downscalexr.safe_output`): at the root only for its own files, in table folders only for cell files.
 _ROOT_TEMPORARY = re.compile(r"^\.(spec\.yaml|environment\.json|data\.json|probe)\.[a-z0-9_]{8}\.tmp$")
-_CELL_TEMPORARY = re.compile(r"^\.[0-9a-zA-Z_.-]+\.(parquet|why\.txt)\.[a-z0-9_]{8}\.tmp$")
+_CELL_TEMPORARY = re.compile(
+    r"^\.[0-9a-zA-Z_.-]+\.(parquet|why\.txt)\.[a-z0-9_]{8}\.tmp$|^\._common_metadata\.[a-z0-9_]{8}\.tmp$"
+)
 _OLD_PROBE = re.compile(r"^\.probe-[a-z0-9_]{8}$")  # the write probe of earlier versions
 
 
@@ -101,6 +113,9 @@ class StudyPaths:
         """Every directory the runner writes files into (where its temporaries may be left)."""
         quarantined = sorted(p for p in self.quarantine.glob("*") if p.is_dir())
         return [self.root, *(self.table_dir(t) for t in TABLES), self.quarantine, *quarantined]
+
+    def common_metadata(self, table: str) -> Path:
+        return self.root / table / COMMON_METADATA
 
     def prepare(self) -> None:
         """Create the directories; raise :class:`OSError` when they cannot be made or written to."""
@@ -196,9 +211,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_frame_atomic(path: Path, frame: pd.DataFrame) -> None:
-    """Write a DataFrame as Parquet at ``path`` atomically and durably."""
-    write_atomic_with(path, lambda fh: frame.to_parquet(fh, index=False))
+def write_frame_atomic(path: Path, frame: pd.DataFrame, table: str | None = None) -> None:
+    """Write a DataFrame as Parquet at ``path`` atomically and durably.
+
+    With ``table`` the file gets that table's one schema (:func:`to_arrow`); without, pandas' own.
+    """
+    if table is None:
+        write_atomic_with(path, lambda fh: frame.to_parquet(fh, index=False))
+        return
+    data = to_arrow(table, frame)
+    write_atomic_with(path, lambda fh: pq.write_table(data, fh))
+
+
+def write_common_metadata(paths: StudyPaths) -> None:
+    """Write ``<table>/_common_metadata`` (the table's schema, no rows) for every table, if it differs."""
+    for table in TABLES:
+        target = paths.common_metadata(table)
+        wanted = arrow_schema(table)
+        with contextlib.suppress(OSError, pa.ArrowException):
+            if pq.read_schema(target).remove_metadata().equals(wanted):
+                continue
+        write_atomic_with(target, lambda fh, s=wanted: pq.write_metadata(s, fh))
 
 
 def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
@@ -216,7 +249,7 @@ def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
         marker.unlink()
         fsync_directory(marker.parent)
     for table in WRITE_ORDER:
-        write_frame_atomic(paths.cell_file(table, run_id), valid[table])
+        write_frame_atomic(paths.cell_file(table, run_id), valid[table], table)
 
 
 def is_finished(paths: StudyPaths, run_id: str, quarantine: bool = True) -> bool:

@@ -20,7 +20,12 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.simulation import simulate_inductive_study, simulate_study
+from analysis.simulation import (
+    simulate_inductive_study,
+    simulate_multiclass_study,
+    simulate_saliency,
+    simulate_study,
+)
 
 N_BOOT = 300  # bootstrap resamples: enough for stable checks, few enough for a fast suite
 
@@ -48,6 +53,25 @@ def _claims(tables: dict, seed: int) -> pd.DataFrame:
 
 def _hypotheses(tables: dict, seed: int) -> pd.DataFrame:
     return analysis.evaluate_hypotheses(tables["runs"], n_boot=N_BOOT, seed=seed)[0]
+
+
+def _saliency(name: str) -> Callable[[dict, int], pd.DataFrame]:
+    """A saliency statistic of :mod:`analysis.stats.saliency` on the multi-class study."""
+    return lambda t, s: getattr(analysis, name)(t["saliency"], t["runs"], n_boot=N_BOOT, seed=s)
+
+
+def _errors(name: str) -> Callable[[dict, int], pd.DataFrame]:
+    """A multi-class error statistic of :mod:`analysis.stats.errors` on the multi-class study."""
+    return lambda t, s: getattr(analysis, name)(t["predictions"], t["runs"], n_boot=N_BOOT, seed=s)
+
+
+DILUTION_BOUNDS = (
+    ("effect_base", "effect_base_low", "effect_base_high"),
+    ("effect_model", "effect_model_low", "effect_model_high"),
+    ("change", "change_low", "change_high"),
+    ("change", "change_low_eq", "change_high_eq"),
+    ("sum", "sum_low", "sum_high"),
+)
 
 
 SEEDED = (
@@ -114,13 +138,41 @@ SEEDED = (
         study="inductive",
         order_invariant=True,
     ),
+    Seeded("per_class_recall", _errors("per_class_recall"), (("mean", "low", "high"),), "multiclass", True),
+    Seeded("confused_pairs", _errors("confused_pairs"), (("mean", "low", "high"),), "multiclass", True),
+    Seeded(
+        "confused_pair_contrasts",
+        _errors("confused_pair_contrasts"),
+        (("diff", "low", "high"),),
+        "multiclass",
+        True,
+    ),
+    Seeded(
+        "dilution_contrasts",
+        lambda t, s: analysis.dilution_contrasts(t["runs"], n_boot=N_BOOT, seed=s),
+        DILUTION_BOUNDS,
+        "multiclass",
+        True,
+    ),
+    Seeded(
+        "evaluate_dilution",
+        lambda t, s: analysis.evaluate_dilution(t["runs"], n_boot=N_BOOT, seed=s)[0],
+        DILUTION_BOUNDS,
+        "multiclass",
+        True,
+    ),
+    Seeded("saliency_summary", _saliency("saliency_summary"), (("mean", "low", "high"),), "multiclass", True),
+    Seeded(
+        "saliency_contrasts", _saliency("saliency_contrasts"), (("diff", "low", "high"),), "multiclass", True
+    ),
 )
 IDS = [s.name for s in SEEDED]
 
 
 @pytest.fixture(scope="module")
 def studies() -> dict[str, dict]:
-    """A standard study with 10 seeds (so intervals are bootstrapped) and an inductive-bias study."""
+    """A standard study with 10 seeds (so intervals are bootstrapped), an inductive-bias study, and a
+    multi-class study of two models (LeNet and ResNet) with an operator effect diluted in the ResNet."""
     standard = simulate_study(
         seeds=10,
         fractions=(0.25, 0.5, 1.0),
@@ -140,7 +192,17 @@ def studies() -> dict[str, dict]:
         consistency={"avgpool": (0.9, 0.85), "strided": (0.8, 0.78)},
         seed=32,
     )
-    return {"standard": standard, "inductive": inductive}
+    multiclass = simulate_multiclass_study(
+        models=("lenet", "resnet8"),
+        fractions=(0.5, 1.0),
+        seeds=10,
+        n_test=120,
+        effects={"lenet:maxpool": -0.05, "resnet8:maxpool": -0.01},
+        seed=33,
+    )
+    saliency = simulate_saliency(multiclass["runs"], localisation={"lenet:maxpool": 0.6}, n_images=6, seed=34)
+    multiclass |= {k: saliency[k] for k in ("saliency", "saliency_maps")}
+    return {"standard": standard, "inductive": inductive, "multiclass": multiclass}
 
 
 def _tables(studies: dict, stat: Seeded) -> dict[str, pd.DataFrame]:
@@ -163,7 +225,10 @@ def _with_failed_runs(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     numeric = [c for c in bad.columns if pd.api.types.is_float_dtype(bad[c]) and c != "data_fraction"]
     bad[numeric] = 0.01
     out = {**tables, "runs": pd.concat([runs, bad], ignore_index=True)}
-    for name, garbage in (("predictions", {"score": 0.99}), ("latency", {"seconds": 5.0})):
+    garbage_rows = [("predictions", {"score": 0.99}), ("latency", {"seconds": 5.0})]
+    if "saliency" in tables:
+        garbage_rows.append(("saliency", {"localisation": 0.99, "deletion_area": 0.99}))
+    for name, garbage in garbage_rows:
         rows = tables[name][tables[name]["run_id"].isin(ids)]
         rows = rows.assign(run_id=rows["run_id"].map(ids), **garbage)
         out[name] = pd.concat([tables[name], rows], ignore_index=True)

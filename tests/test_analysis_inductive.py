@@ -119,6 +119,20 @@ def test_base_runs_drop_mlp_and_non_base_levels():
     assert len(base) == 2 * 2  # variants x seeds
 
 
+def test_base_runs_keep_one_cnn_model_when_a_study_trains_several():
+    # two architectures with opposite variant effects: pooling them would show no effect at all
+    runs = simulate_study(seeds=3, fractions=(1.0,))["runs"]
+    other = runs.assign(model="resnet8", run_id=runs["run_id"] + "-r")
+    both = pd.concat([other, runs], ignore_index=True)
+    assert design.primary_model(both) == "lenet"
+    base = design.base_runs(both)
+    assert set(base["model"]) == {"lenet"} and len(base) == len(runs)
+    # a failed run does not change the choice; a model with more runs wins over the alphabetical tie-break
+    with_failed = pd.concat([other, runs.assign(status="failed")], ignore_index=True)
+    assert design.primary_model(with_failed) == "lenet"
+    assert design.primary_model(pd.concat([other, runs.iloc[1:]], ignore_index=True)) == "resnet8"
+
+
 # ------------------------------------------------------------------ known answers of the building blocks
 
 

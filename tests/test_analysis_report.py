@@ -238,6 +238,7 @@ def test_failed_report_leaves_the_previous_one_untouched(study_dir, tmp_path, mo
     out = tmp_path / "rep"
     out.mkdir()
     (out / "report.md").write_text("previous report\n")
+    (out / write.MARKER).write_text("written by a report\n")
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -12,7 +12,7 @@ import torch
 
 from downscalexr.data.registry import load_dataset
 from experiments.cell import cells_of, data_options, run_cell
-from experiments.spec import load_spec
+from experiments.spec import list_studies, load_spec
 
 SEEDS = (0, 1, 2)
 
@@ -57,3 +57,18 @@ def test_the_default_study_selects_on_validation_and_reports_the_chosen_point(sm
     # early stopping on validation ends the small subsets well inside the step budget
     spec = load_spec("default")
     assert (runs["steps_run"] <= spec.train.steps).all() and (runs["best_step"] <= runs["steps_run"]).all()
+
+
+TEST_FIXTURES = ("smoke", "smoke-factors")  # tiny studies that exercise code paths, not science
+
+
+@pytest.mark.parametrize("name", [s for s in list_studies() if s not in TEST_FIXTURES])
+def test_every_built_in_study_trains_by_the_step_budget_rule(name):
+    spec = load_spec(name)
+    t = spec.train
+    assert t.steps > 0 and t.min_steps == 0 and 1 <= t.eval_every <= t.steps
+    shifted = spec.data.get("location_shift") is not None or spec.factors.location_shift != (None,)
+    if shifted:  # validation is drawn from the shifted test region: nothing may be selected on it
+        assert not t.restore_best and t.patience is None
+    else:
+        assert t.restore_best and t.patience is not None

@@ -149,7 +149,9 @@ def test_cells_cross_every_factor_and_collapse_init_for_the_mlp():
 
 def test_built_in_factor_studies_expand_to_their_designs():
     ib = cells_of(load_spec("inductive-bias"))
-    assert len(ib) == (3 + 1) * 2 * 2 * 2 * 5  # (CNN variants + MLP) x permute x shift x fractions x seeds
+    # (LeNet and GAP-head LeNet variants + MLP) x permute x shift x fractions x seeds
+    assert len(ib) == (3 + 3 + 1) * 2 * 2 * 2 * 5
+    assert {c.model for c in ib} == {"lenet", "lenet_gap", "mlp"}
     assert {c.variant for c in ib if c.model == "mlp"} == {"none"}
     assert len(cells_of(load_spec("edge-init"))) == 3 * 3 * 3 * 5
     edges = cells_of(load_spec("edges"))  # the shift set in data is recorded on each cell

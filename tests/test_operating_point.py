@@ -114,6 +114,15 @@ def test_both_points_are_stored_and_the_reported_one_fills_the_main_columns(repo
     assert set(schema.OPERATING_POINT_COLUMNS) <= set(row)
 
 
+def test_a_one_class_validation_split_blanks_the_chosen_point_or_refuses_to_report_it():
+    labels, scores = _test_split(0.6)
+    row = score_operating_points([1, 1, 1], [0.2, 0.6, 0.9], labels, scores, report="fixed")
+    assert row["accuracy"] == binary_metrics(labels, scores, 0.5)["accuracy"]
+    assert math.isnan(row["threshold_chosen"]) and math.isnan(row["fpr_chosen"])
+    with pytest.raises(ValueError, match="one class only"):
+        score_operating_points([1, 1, 1], [0.2, 0.6, 0.9], labels, scores, report="chosen")
+
+
 # ---------------------------------------------------------------- in a real cell
 
 

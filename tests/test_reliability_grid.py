@@ -62,20 +62,20 @@ def write_study(tmp_path: Path, lr: float, name: str = "retry") -> Path:
 
 
 def test_a_plain_rerun_retries_failed_cells_only(run_grid, tmp_path, monkeypatch):
-    real = cell_module.create_model
+    real = cell_module.fit
 
-    def flaky(name, *, downsample, **kwargs):
-        if downsample == "maxpool":
+    def flaky(model, *args, **kwargs):  # fails in training: the checks before the grid build models
+        if model.downsample_name == "maxpool":
             raise RuntimeError("planted failure in maxpool")
-        return real(name, downsample=downsample, **kwargs)
+        return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(cell_module, "create_model", flaky)
+    monkeypatch.setattr(cell_module, "fit", flaky)
     out = tmp_path / "study"
     argv = ("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)
     assert run_grid(*argv)[0] == 1
     code, stdout, _ = run_grid(*argv, "--no-retry-failed")
     assert code == 1 and cells_run(stdout) == 0
-    monkeypatch.setattr(cell_module, "create_model", real)  # the transient cause is gone
+    monkeypatch.setattr(cell_module, "fit", real)  # the transient cause is gone
     ok_before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
     code, stdout, _ = run_grid(*argv, "--dry-run")
     assert code == 0 and sum(line.startswith("retry") for line in stdout.splitlines()) == 1
@@ -161,11 +161,11 @@ def test_a_full_disk_mid_grid_exits_3_in_one_line_and_a_rerun_resumes(run_grid, 
     out = tmp_path / "study"
     real, calls = store_module.write_frame_atomic, []
 
-    def fill_up(path, frame):
+    def fill_up(path, frame, *table):
         calls.append(path)
         if len(calls) > 7:  # the first cell (5 tables) is stored, the second runs out of space
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real(path, frame)
+        real(path, frame, *table)
 
     monkeypatch.setattr(store_module, "write_frame_atomic", fill_up)
     argv = ("--study", "smoke", "--out", out, "--n-jobs", "1", *ONE_SEED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -207,3 +208,22 @@ def test_step_budget_reruns_are_bit_identical():
 def test_step_budget_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**overrides)
+
+
+def test_without_restore_best_the_final_weights_are_kept_and_named():
+    data = _blob_splits()
+    config = TrainConfig(batch_size=16, steps=30, eval_every=10, monitor="val_loss", restore_best=False)
+    result = fit(_small_model(), data, config, seed=0, train_index=torch.arange(32))
+    assert result.steps_run == 30 and result.best_epoch == 2 and result.best_step == 30
+    final = evaluate(result.model, data.x_val, data.y_val, data.num_classes)
+    assert final["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
+    # the same run with restore_best keeps the weights of its lowest validation loss instead
+    kept = fit(
+        _small_model(),
+        data,
+        dataclasses.replace(config, restore_best=True),
+        seed=0,
+        train_index=torch.arange(32),
+    )
+    losses = [row["val_loss"] for row in kept.history]
+    assert evaluate(kept.model, data.x_val, data.y_val, 2)["loss"] == pytest.approx(min(losses), rel=1e-6)

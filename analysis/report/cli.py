@@ -8,13 +8,19 @@ failed run never leaves a half-written report::
     tables/<name>.{tex,csv,parquet}
     figures/<name>.{png,pdf}
 
-Exit status: 0 on success, 2 when the results are missing or invalid, or the output directory holds
-files a report did not write (one line on stderr names why).
+The output directory must be new, empty or an earlier report (marked by ``.downscalexr-report``);
+anything else is refused and nothing in it is removed. ``--study`` is a plain name (``results/<NAME>``);
+give any other results directory with ``--results``.
+
+Exit status: 0 on success, 2 when the results are missing, invalid or mixed (two specifications in one
+directory), an override is bad, or the output directory holds files a report did not write (one line
+on stderr names why).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import warnings
@@ -25,13 +31,17 @@ from analysis.report.document import Settings, Study
 from analysis.report.provenance import provenance_lines, spec_block
 from analysis.report.render import render_latex, render_markdown
 from analysis.report.sections import build_sections
+from analysis.report.selection import REPORT_KEYS, choose_reference, parse_selection, select_runs
 from analysis.report.summary import summary_lines
 from analysis.report.write import OutputError, check_target, write_outputs
 from analysis.verdicts.hypotheses import DEFAULT_MARGIN
 from downscalexr import schema
+from downscalexr.overrides import OverrideError, looks_like_override
 
 FORMATS = ("md", "tex", "pdf-figures")
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "auroc")
+# a study name as the grid allows it: a folder name under results/ (no separators, no "..")
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
-        "--study", default="default", help="study name, read from results/<NAME>/ (default: default)"
+        "--study",
+        default="default",
+        help="study name: reads results/<NAME>/, writes reports/<NAME>/ (default: default); a plain name, "
+        "other directories go to --results",
     )
     src.add_argument(
         "--results", type=Path, help="read the study from this directory instead of results/<study>/"
@@ -51,12 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         type=Path,
-        help="output directory (default: reports/<study>/): new, empty or an earlier report, which is "
-        "replaced atomically; a directory holding other files is refused",
+        help="output directory (default: reports/<study>/): new, empty or an earlier report (it holds a "
+        ".downscalexr-report marker), which is replaced atomically; any other directory is refused and "
+        "nothing in it is removed",
     )
     p.add_argument(
-        "--reference", default="avgpool", help="variant every contrast is against (default: avgpool)"
+        "--reference",
+        help="variant every contrast is against (default: the study's reference when it has successful "
+        "runs, else the study's first variant; the report says which)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="sets",
+        metavar="KEY=VALUE",
+        help=f"analyse part of the study, value read as YAML (repeatable; keys {', '.join(REPORT_KEYS)}): "
+        "--set 'variants=[avgpool, maxpool]' --set 'seeds=[0, 1, 2]' --set reference=maxpool",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the same as --set KEY=VALUE")
     p.add_argument(
         "--metrics",
         nargs="+",
@@ -147,44 +173,86 @@ def _render(title: str, summary: list[str], sections: list, prov: list[str], spe
     return files
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the report CLI; return the exit status (0 ok, 2 missing/invalid results or a foreign --out)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    formats = _check_args(parser, args)
+def _paths(args: argparse.Namespace) -> tuple[Path, str, Path]:
+    """The results directory, the study's name and the output directory of the command line."""
+    if args.results is None and (not STUDY_NAME.match(args.study) or ".." in args.study):
+        raise OutputError(
+            f"--study {args.study!r} is not a study name (results/<NAME>: no '/', no '..'); give a "
+            "results directory with --results"
+        )
     results_dir = args.results if args.results is not None else Path("results") / args.study
     study_name = results_dir.resolve().name if args.results is not None else args.study
     out = args.out if args.out is not None else Path("reports") / study_name
+    return results_dir, study_name, out
+
+
+def _prepare(args: argparse.Namespace, results_dir: Path, out: Path) -> tuple:
+    """Check the output, load and select the runs, and choose the reference; raise on any problem."""
+    for word in args.overrides:
+        if not looks_like_override(word):
+            raise OverrideError(
+                f"unexpected argument {word!r}: a positional argument is an override KEY=VALUE"
+            )
+    check_target(out)
+    tables = load_study(results_dir)
+    provenance = read_provenance(results_dir)
+    selection = parse_selection([*args.sets, *args.overrides], provenance.get("spec"))
+    if args.reference and selection.reference and args.reference != selection.reference:
+        raise OverrideError(
+            f"--reference {args.reference} and --set reference={selection.reference} disagree; give one"
+        )
+    tables = select_runs(tables, selection)
+    ok = tables["runs"][tables["runs"]["status"] == "ok"]
+    if ok["seed"].nunique() < 2:
+        raise LoadError("the selected runs have fewer than 2 seeds with successful runs; select more seeds")
+    reference, why = choose_reference(
+        tables["runs"], provenance.get("spec"), args.reference or selection.reference
+    )
+    notes = [f"Reference variant: {why}."] + ([selection.describe()] if selection.describe() else [])
+    return tables, provenance, reference, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the report CLI; return the exit status (0 ok, 2 missing/invalid/mixed results, a bad override
+    or a foreign --out)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    formats = _check_args(parser, args)
 
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    settings = Settings(
-        args.reference, tuple(args.metrics), args.bootstrap, args.alpha, args.seed, args.margin
-    )
     start = time.perf_counter()
     try:
-        check_target(out)
-        tables = load_study(results_dir)
-        provenance = read_provenance(results_dir)
+        results_dir, study_name, out = _paths(args)
+        tables, provenance, reference, notes = _prepare(args, results_dir, out)
+        settings = Settings(
+            reference, tuple(args.metrics), args.bootstrap, args.alpha, args.seed, args.margin
+        )
         study = Study.of(tables, settings.reference)
         _check_study(study, settings)
-    except (LoadError, OutputError) as exc:
+    except (LoadError, OutputError, OverrideError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log(f"loaded {len(tables['runs'])} runs from {results_dir} in {time.perf_counter() - start:.1f} s")
+    log(notes[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sections, results = build_sections(study, settings, log)
     summary = summary_lines(study, results, settings)
     prov = provenance_lines(tables, provenance, settings, results_dir, len(results["contrasts"]))
+    prov += notes
     if caught:
         prov.append(_warnings_line(caught))
         log(f"  {len(caught)} numerical warnings recorded in the provenance section")
     title = f"DownScaleXR report: study {study_name}"
     files = _render(title, summary, sections, prov, spec_block(provenance), formats)
-    write_outputs(out, files, sections, formats)
+    try:
+        write_outputs(out, files, sections, formats)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     n_tables = sum(len(s.tables) for s in sections)
     n_figures = sum(len(s.figures) for s in sections)
     log(f"wrote {out} ({n_tables} tables, {n_figures} figures) in {time.perf_counter() - start:.1f} s")

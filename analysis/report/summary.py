@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from analysis.design import MLP_MODEL, primary_model
 from analysis.report.document import Settings, Study
 from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
 from analysis.verdicts.hypotheses import STATEMENTS
@@ -43,11 +44,19 @@ def run_counts(study: Study, results: dict, s: Settings) -> list[str]:
         f"{ok['seed'].nunique()} seeds. All intervals are {s.level} intervals."
     ]
     n_all = int((study.tables["runs"]["status"] == "ok").sum())
+    models = sorted(set(study.tables["runs"]["model"].astype(str)) - {MLP_MODEL})
     if len(ok) < n_all:
+        which = f"{primary_model(study.tables['runs'])} runs" if len(models) > 1 else "CNN runs"
         lines.append(
-            f"The standard sections analyse the {len(ok)} successful CNN runs "
+            f"The standard sections analyse the {len(ok)} successful {which} "
             "at the base level of every factor (unpermuted, no location shift, random init); "
             f"calibration and inductive bias use all {n_all}."
+        )
+    if len(models) > 1:
+        lines.append(
+            f"The study trains {len(models)} CNN models ({', '.join(models)}); the standard sections "
+            f"analyse {primary_model(study.tables['runs'])} only, so no variant's effect is averaged over "
+            "architectures; the other models appear in the sections that compare models."
         )
     return lines
 
@@ -179,6 +188,34 @@ def hypothesis_findings(study: Study, results: dict, s: Settings) -> list[str]:
     return lines
 
 
+def dilution_findings(study: Study, results: dict, s: Settings) -> list[str]:
+    """The dilution verdict per residual model, with each variant's pooled effects in both models."""
+    result = results.get("dilution")
+    if not result or result["tests"].empty:
+        return []
+    tests, verdicts, metric = result["tests"], result["verdicts"], result["metric"]
+    pct, lines = is_unit_metric(metric), []
+    for model, part in verdicts.groupby("model", sort=True):
+        overall = part.loc[part["variant"] == "all", "verdict"].iloc[0]
+        rows = tests[tests["model"] == model]
+        pooled = rows[rows["data_fraction"].isna()] if rows["data_fraction"].isna().any() else rows
+
+        def effect(r, name: str) -> str:
+            low, high = getattr(r, f"{name}_low"), getattr(r, f"{name}_high")
+            return format_interval(getattr(r, name), low, high, percent=pct)
+
+        evidence = "; ".join(
+            f"{r.variant}: {effect(r, 'effect_base')} in {r.base_model} vs {effect(r, 'effect_model')} in "
+            f"{model} ({r.verdict})"
+            for r in pooled.itertuples(index=False)
+        )
+        lines.append(
+            f"Dilution (the operator effect on {metric} vs {s.reference} is smaller in {model} than in the "
+            f"{pooled['base_model'].iloc[0]}): {overall}. Effects{_unit(metric)}: {evidence}."
+        )
+    return lines
+
+
 Finding = Callable[[Study, dict, Settings], list[str]]
 FINDINGS: tuple[Finding, ...] = (
     run_counts,
@@ -189,6 +226,7 @@ FINDINGS: tuple[Finding, ...] = (
     power_findings,
     claim_findings,
     hypothesis_findings,
+    dilution_findings,
 )
 
 

@@ -1,26 +1,35 @@
-"""Write a rendered report into its output directory atomically.
+"""Write a rendered report into its output directory atomically, never touching what it did not write.
 
-Everything is written into a temporary sibling of the target, then swapped into place, so a failed run
-never leaves a half-written report and the previous report stays untouched until the new one is whole.
-The target must be new, empty or a report (nothing but the entries below): a directory holding anything
-else is refused, never replaced::
+Everything is written into a staging folder beside the target, then swapped into place, so a failed run
+never leaves a half-written report and the previous report stays whole until the new one is complete
+(:func:`downscalexr.safe_output.publish_directory`; on Linux there is no moment without a report). The
+target must be new, empty, or marked as a report's by the file :data:`MARKER` that every report
+leaves in its folder; a directory without it is refused whatever its files are called (a thesis with a
+``report.tex``, a results directory), and nothing in it is removed. Staging folders that a killed
+report left (``.<name>.<random>.tmp``) are removed at the next run. A report folder holds::
 
-    report.md, report.tex
+    .downscalexr-report (the marker), report.md, report.tex
     tables/<name>.{csv,parquet,tex}
     figures/<name>.{png,pdf}
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from analysis.report.document import Section
 from analysis.report.render import to_latex
+from downscalexr.safe_output import (
+    NotOurDirectoryError,
+    is_empty_or_ours,
+    make_staging_directory,
+    publish_directory,
+    remove_leftover_staging,
+)
 
-REPORT_ENTRIES = frozenset({"report.md", "report.tex", "tables", "figures"})
+MARKER = ".downscalexr-report"
+OWNER = "python -m analysis.report"
 
 
 class OutputError(ValueError):
@@ -28,23 +37,23 @@ class OutputError(ValueError):
 
 
 def check_target(target: Path) -> None:
-    """Refuse a target that is a file or a directory holding anything but a report's own entries.
+    """Refuse a target that is a file, or a non-empty directory without a report's :data:`MARKER`.
 
     Raises
     ------
     OutputError
-        Naming what is in the way and what to do.
+        Naming the directory, what is in it, and what to do.
     """
     if target.exists() and not target.is_dir():
         raise OutputError(f"--out {target} is a file; give a directory for the report")
-    if target.is_dir():
-        foreign = sorted(p.name for p in target.iterdir() if p.name not in REPORT_ENTRIES)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise OutputError(
-                f"--out {target} holds files a report did not write ({shown}); the report replaces its "
-                "output directory, so give a new or empty one"
-            )
+    if not is_empty_or_ours(target, MARKER):
+        names = sorted(p.name for p in target.iterdir())
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise OutputError(
+            f"--out {target} holds files a report did not write ({shown}; no {MARKER} marker); the report "
+            "writes only into a new or empty directory or an earlier report's, and removes nothing else: "
+            "give another --out (a report from before the marker existed: delete it yourself)"
+        )
 
 
 def _write_section(folder: Path, section: Section, formats: set[str]) -> None:
@@ -81,22 +90,19 @@ def write_outputs(target: Path, files: dict[str, str], sections: list[Section], 
         If ``target`` holds anything a report did not write (see :func:`check_target`).
     """
     check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_leftover_staging(target.parent, target.name)
+    staging = make_staging_directory(target.parent, target.name)
     try:
-        (tmp / "tables").mkdir()
-        (tmp / "figures").mkdir()
+        (staging / "tables").mkdir()
+        (staging / "figures").mkdir()
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+            (staging / name).write_text(text, encoding="utf-8")
         for section in sections:
-            _write_section(tmp, section, formats)
-        backup = target.with_name(f".{target.name}.old")
-        if backup.exists():
-            shutil.rmtree(backup)
-        if target.exists():
-            os.replace(target, backup)
-        os.replace(tmp, target)
-        shutil.rmtree(backup, ignore_errors=True)
+            _write_section(staging, section, formats)
+        publish_directory(staging, target, MARKER, OWNER)
+    except NotOurDirectoryError as exc:  # appeared between the check and the swap
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(str(exc)) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -73,8 +73,8 @@ def maxpool_over_predicts(data: ClaimData) -> dict:
     """Max pooling has a higher FPR and PPR/prevalence than the reference, pooled over fractions."""
     claim = "max pooling over-predicts the positive class (higher FPR, PPR/prevalence above avgpool)"
     ref = data.reference
-    if not {"maxpool", ref} <= data.variants:
-        return _untestable(claim, "paired FPR difference", f"needs variants maxpool and {ref}")
+    if ref == "maxpool" or not {"maxpool", ref} <= data.variants:  # the reference may be maxpool itself
+        return _untestable(claim, "paired FPR difference", f"needs variants maxpool and {ref}, two variants")
     runs = data.runs.assign(
         ppr_over_prevalence=data.runs["predicted_positive_rate"] / data.runs["prevalence"]
     )
@@ -147,7 +147,7 @@ def pooling_helps_small_data(data: ClaimData) -> dict:
     """The reference's advantage over strided convolution shrinks with data (negative interaction)."""
     claim = "pooling helps most at small data fractions (negative pooling x fraction interaction)"
     ref = data.reference
-    if not {"strided", ref} <= data.variants or data.runs["data_fraction"].nunique() < 2:
+    if ref == "strided" or not {"strided", ref} <= data.variants or data.runs["data_fraction"].nunique() < 2:
         return _untestable(
             claim, "variant x fraction interaction", "needs strided, the reference, 2+ fractions"
         )

@@ -20,12 +20,16 @@ from analysis.report.sections import (
     claims,
     contrasts,
     curves,
+    dilution,
+    errors,
     inductive,
     latency,
     metrics,
     mixed,
     power,
     predictions,
+    saliency,
+    training_curves,
 )
 
 
@@ -54,6 +58,10 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("claims", claims.build),
     SectionSpec("calibration", calibration.build),
     SectionSpec("inductive bias", inductive.build, inductive.applies),
+    SectionSpec("training curves", training_curves.build, training_curves.applies),
+    SectionSpec("errors", errors.build, errors.applies),
+    SectionSpec("dilution", dilution.build, dilution.applies),
+    SectionSpec("saliency", saliency.build, saliency.applies),
 )
 
 
