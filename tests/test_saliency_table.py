@@ -166,3 +166,37 @@ def test_grad_cam_of_a_cell_repeats_exactly_for_its_seed(smoke_study, kept_proce
 
 def test_synthetic_predictions_have_no_source(smoke_study):
     assert load_study(smoke_study)["predictions"]["source"].isna().all()
+
+
+def test_the_report_reads_the_runner_tables_into_its_issue_18_sections(smoke_study, tmp_path):
+    """The real runner output (not a simulation) feeds the dilution, saliency, error and curve sections,
+    and the standard sections analyse one model rather than pooling the LeNet with the ResNet."""
+    from analysis import report
+
+    out = tmp_path / "report"
+    assert (
+        report.main(["--results", str(smoke_study), "--out", str(out), "--bootstrap", "200", "--quiet"]) == 0
+    )
+    text = (out / "report.md").read_text()
+    for title in ("Training curves", "Multi-class error analysis", "Dilution", "Grad-CAM saliency"):
+        assert f"## {title}" in text, title
+    tables = load_study(smoke_study)
+    runs = tables["runs"]
+    dilution = pd.read_csv(out / "tables" / "dilution_tests.csv")
+    assert dilution[["model", "base_model", "variant"]].drop_duplicates().values.tolist() == [
+        ["resnet8", "lenet", "strided"]
+    ]
+    arms = {f"{m}:{v}" for m, v in runs[["model", "variant"]].drop_duplicates().values}
+    assert set(pd.read_csv(out / "tables" / "saliency.csv")["arm"]) == arms
+    assert set(pd.read_csv(out / "tables" / "training_curves.csv")["arm"]) == arms
+    # the standard metrics table: one model's runs, mean over its seeds, recomputed from the runs table
+    metrics = pd.read_csv(out / "tables" / "metrics.csv").query("metric == 'accuracy'")
+    lenet = runs[runs["model"] == "lenet"].groupby("variant")["accuracy"].mean()
+    np.testing.assert_allclose(metrics.set_index("variant")["mean"].sort_index(), lenet.sort_index())
+    # the saliency section's per-arm deletion area: per-run mean over images, then mean over seeds
+    sal = tables["saliency"].merge(runs[["run_id", "model", "variant", "seed"]])
+    per_run = sal.groupby(["model", "variant", "seed"])["deletion_area"].mean()
+    expected = per_run.groupby(["model", "variant"]).mean()
+    got = pd.read_csv(out / "tables" / "saliency.csv").query("outcome == 'deletion_area'").set_index("arm")
+    for (model, variant), value in expected.items():
+        assert got.loc[f"{model}:{variant}", "mean"] == pytest.approx(value)
