@@ -298,6 +298,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "latency": "One row per cell x batch size x memory format x repeat: one timed forward pass on CPU.",
     "kernels": "One row per cell x weight of the model's first convolution (no rows for models without "
     "one), for kernel figures.",
+    "saliency": "One row per cell x explained test image (studies with `saliency.enabled`; the same "
+    "images in every cell, chosen from `test_seed`): Grad-CAM localisation and deletion-curve area.",
+    "saliency_maps": "One row per cell x explained test image x grid cell: the Grad-CAM map and the "
+    "ground-truth mask averaged onto a `saliency.grid` x `saliency.grid` partition, for mean maps.",
 }
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "runs": {
@@ -319,7 +323,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "batch_size": "Training batch size.",
         "lr": "Learning rate.",
         "optimizer": "Optimiser (`adam` or `sgd`).",
-        "transform": "Training augmentation policy (`none`, `flip`, `rotate`, ...).",
+        "transform": "Deployment transform of the cell (`none` only, for now; training augmentation is "
+        "`augment`).",
         "permute": "Whether every image's pixels were shuffled by one fixed permutation per study.",
         "location_shift": "Edges data only: training edges lie in the first `location_shift` of the image, "
         "test edges in the rest; missing (NaN) = no shift.",
@@ -427,4 +432,34 @@ COLUMN_DESCRIPTIONS["runs"] |= {
     + ("fixed threshold 0.5." if point == "fixed" else "validation-chosen threshold `threshold_chosen`.")
     for point in OPERATING_POINTS
     for metric in THRESHOLD_METRICS
+}
+COLUMN_DESCRIPTIONS["runs"]["augment"] = (
+    "Training augmentation policy (`none`, `flip`, `rotate`, `contrast`, `flip_rotate`, "
+    "`flip_rotate_contrast`), applied to training batches only, drawn from the cell's seed."
+)
+COLUMN_DESCRIPTIONS["predictions"]["source"] = (
+    "Where a real data set's test example came from (`test_batch[i]` for CIFAR-10, an npz row, an "
+    "image path), to trace an error to its image; missing for synthetic data."
+)
+COLUMN_DESCRIPTIONS["saliency"] = {
+    "run_id": "The cell (see `runs.run_id`).",
+    "example_id": "Row of the test split (as in `predictions`); the same images in every cell.",
+    "label": "True class of the image (binary: 1 = positive).",
+    "target": "Class the map explains: the label, or the prediction (the study's `saliency.target`).",
+    "predicted": "The model's class for the image (argmax; binary: probability >= 0.5).",
+    "target_probability": "Probability of `target` on the intact image.",
+    "layer": "Module whose output Grad-CAM explains (`down2` in the LeNet, `stage3` in a ResNet).",
+    "localisation": "Share of the map's mass inside the ground-truth mask of the planted signal, in "
+    "[0, 1]; NaN without masks (real data), for an empty mask or a map without mass.",
+    "mask_fraction": "Share of the image inside the mask: what a uniform map scores (chance level).",
+    "deletion_area": "Area under the explained class's probability as the most salient pixels are "
+    "removed first, in [0, 1]; lower = more faithful.",
+}
+COLUMN_DESCRIPTIONS["saliency_maps"] = {
+    "run_id": "The cell (see `runs.run_id`).",
+    "example_id": "Row of the test split (see `saliency.example_id`).",
+    "row": "Grid cell row, from 0 at the top.",
+    "col": "Grid cell column, from 0 at the left.",
+    "cam": "Mean of the map (divided by its maximum, so in [0, 1]) over the grid cell.",
+    "mask": "Share of the grid cell inside the ground-truth mask; NaN without masks.",
 }
