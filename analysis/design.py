@@ -19,6 +19,7 @@ import pandas as pd
 from downscalexr.schema import THRESHOLD_METRICS
 
 MLP_MODEL = "mlp"
+# the factors of the inductive-bias controls (augmentation and compression are not among them)
 INDUCTIVE_FACTORS = ("permute", "location_shift", "init")
 NO_COMPRESSION = "none"
 BASE_LEVELS: dict[str, object] = {
@@ -26,6 +27,7 @@ BASE_LEVELS: dict[str, object] = {
     "location_shift": 0.0,
     "init": "random",
     "compression": NO_COMPRESSION,
+    "augment": "none",
 }
 POINT_NAMES = {"fixed": "the fixed threshold 0.5", "chosen": "the validation-chosen threshold"}
 CONSISTENCY_MODES = {"circular": "shift_consistency_circular", "pad": "shift_consistency_pad"}
@@ -73,10 +75,10 @@ def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs with normalised factor columns and an ``arm`` column naming the model (and variant).
 
     ``permute`` missing -> False, ``location_shift`` NaN -> 0.0 (no shift), ``init`` missing -> random,
-    ``compression`` missing -> none (a study stored before compression levels), ``parent_run_id``
-    missing -> the run's own id. ``arm`` is ``"mlp"`` for MLP runs and the variant for CNN runs
-    (``model:variant`` when the study has several CNN models); ``is_mlp`` marks the MLP runs. Every
-    status is kept.
+    ``augment`` missing -> none, ``compression`` missing -> none (a study stored before these
+    factors), ``parent_run_id`` missing -> the run's own id. ``arm`` is ``"mlp"`` for MLP runs and
+    the variant for CNN runs (``model:variant`` when the study has several CNN models); ``is_mlp``
+    marks the MLP runs. Every status is kept.
     """
     out = runs.copy()
     out["permute"] = out["permute"].astype("boolean").fillna(False).astype(bool)
@@ -87,6 +89,8 @@ def design_frame(runs: pd.DataFrame) -> pd.DataFrame:
     if "run_id" in out:
         parent = out["parent_run_id"] if "parent_run_id" in out else pd.Series(pd.NA, index=out.index)
         out["parent_run_id"] = parent.astype("string").fillna(out["run_id"].astype("string")).astype(str)
+    augment = out["augment"] if "augment" in out else pd.Series("none", index=out.index)
+    out["augment"] = augment.astype("string").fillna("none").astype(str)
     model = out["model"].astype(str)
     mlp = model == MLP_MODEL
     several = model[~mlp].nunique() > 1
@@ -108,7 +112,7 @@ def base_levels(runs: pd.DataFrame) -> dict[str, object]:
 
 
 def at_base_levels(runs: pd.DataFrame) -> pd.DataFrame:
-    """Design rows (every model, with ``arm``) at the base level of permute, shift and init."""
+    """Design rows (every model, with ``arm``) at the base level of permute, shift, init and augment."""
     d = design_frame(runs)
     keep = np.ones(len(d), dtype=bool)
     for factor, level in base_levels(runs).items():

@@ -1,4 +1,4 @@
-"""Column names and dtypes of the four results tables: the contract between runner and analysis.
+"""Column names and dtypes of the results tables: the contract between runner and analysis.
 
 This module holds names and dtypes only (no file I/O), so that both ``experiments`` (which writes the
 tables) and ``analysis`` (which reads them and must not import ``experiments``) share one definition.
@@ -10,6 +10,8 @@ epochs       one row per cell x epoch
 predictions  one row per cell x test example (x class for multi-class tasks)
 latency      one row per cell x batch size x memory format x repeat
 kernels      one row per cell x weight of the model's first convolution (empty for models without one)
+saliency     one row per cell x explained test image (empty unless the study enables ``saliency``)
+saliency_maps  one row per cell x explained test image x cell of the map's coarse grid (idem)
 
 A compression level applied to a cell's trained model is a run of its own (one ``runs`` row, its own
 ``predictions`` and ``latency`` rows) whose ``parent_run_id`` names the cell's uncompressed run.
@@ -60,6 +62,8 @@ RUNS: dict[str, str] = {
     # compressed row pairs with its parent on the same seed, data and weights
     "compression": "string",
     "parent_run_id": "string",
+    # training augmentation policy (downscalexr.augment: "none", "flip", "flip_rotate", ...), a factor
+    "augment": "string",
     # model facts
     "params": "int64",
     "flops": "float64",
@@ -157,6 +161,10 @@ PREDICTIONS: dict[str, str] = {
     # probability of the positive class (binary) or of class `class_index` (multi-class)
     "class_index": "int64",
     "score": "float64",
+    # where the test example came from, for real data: "<batch file>[<index>]" (CIFAR-10),
+    # "test_images[17]" (npz) or the image file's path below the data folder; missing for synthetic
+    # data, whose example_id (row of the test split, fixed by test_seed) identifies it
+    "source": "string",
 }
 
 LATENCY: dict[str, str] = {
@@ -181,12 +189,43 @@ KERNELS: dict[str, str] = {
     "value": "float64",
 }
 
+# Grad-CAM outcomes (downscalexr.saliency) of the study's fixed test images: the same example_ids in
+# every cell (chosen by saliency_subset from test_seed alone), so they pair across seeds and variants.
+SALIENCY: dict[str, str] = {
+    "run_id": "string",
+    "example_id": "int64",  # row of the test split, as in `predictions`
+    "label": "int64",  # true class (binary: 1 = positive)
+    "target": "int64",  # class the map explains: the label, or the prediction (study's saliency.target)
+    "predicted": "int64",  # argmax class (binary: probability >= 0.5)
+    "target_probability": "float64",  # probability of `target` on the intact image
+    "layer": "string",  # module whose output Grad-CAM explains, e.g. "down2" (LeNet), "stage3" (ResNet)
+    # share of the map's mass inside the ground-truth mask, in [0, 1]; NaN without masks (real data),
+    # for an empty mask (a negative detection image) or a map without mass
+    "localisation": "float64",
+    # share of the image inside the mask: the localisation a uniform map would score (chance level)
+    "mask_fraction": "float64",
+    # area under the deletion curve (most salient pixels removed first), in [0, 1]; lower = more faithful
+    "deletion_area": "float64",
+}
+
+# Each explained image's Grad-CAM map at low resolution, for mean maps per variant with seed bands.
+SALIENCY_MAPS: dict[str, str] = {
+    "run_id": "string",
+    "example_id": "int64",
+    "row": "int64",  # grid cell, 0 .. saliency.grid - 1 from the top
+    "col": "int64",  # grid cell, 0 .. saliency.grid - 1 from the left
+    "cam": "float64",  # mean of the map (divided by its maximum, so in [0, 1]) over the grid cell
+    "mask": "float64",  # share of the grid cell inside the ground-truth mask; NaN without masks
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "runs": RUNS,
     "epochs": EPOCHS,
     "predictions": PREDICTIONS,
     "latency": LATENCY,
     "kernels": KERNELS,
+    "saliency": SALIENCY,
+    "saliency_maps": SALIENCY_MAPS,
 }
 
 # Value of a column that a file written before the column existed is read with.
@@ -218,8 +257,10 @@ LATE_DEFAULTS: dict[str, dict[str, object]] = {
         "compression_detail": pd.NA,
         "device": "cpu",  # before train.device every run trained on the CPU
         "device_name": pd.NA,
+        "augment": "none",  # before the augment factor, no study augmented
     },
     "epochs": {"step": -1},
+    "predictions": {"source": pd.NA},
     "latency": {"reference_seconds": float("nan")},
 }
 INIT_CHOICES = ("random", "edge_frozen", "edge_trainable")
@@ -301,6 +342,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "latency": "One row per cell x batch size x memory format x repeat: one timed forward pass on CPU.",
     "kernels": "One row per cell x weight of the model's first convolution (no rows for models without "
     "one), for kernel figures.",
+    "saliency": "One row per cell x explained test image (studies with `saliency.enabled`; the same "
+    "images in every cell, chosen from `test_seed`): Grad-CAM localisation and deletion-curve area.",
+    "saliency_maps": "One row per cell x explained test image x grid cell: the Grad-CAM map and the "
+    "ground-truth mask averaged onto a `saliency.grid` x `saliency.grid` partition, for mean maps.",
 }
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "runs": {
@@ -322,7 +367,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "batch_size": "Training batch size.",
         "lr": "Learning rate.",
         "optimizer": "Optimiser (`adam` or `sgd`).",
-        "transform": "Training augmentation policy (`none`, `flip`, `rotate`, ...).",
+        "transform": "Deployment transform of the cell (`none` only, for now; training augmentation is "
+        "`augment`).",
         "permute": "Whether every image's pixels were shuffled by one fixed permutation per study.",
         "location_shift": "Edges data only: training edges lie in the first `location_shift` of the image, "
         "test edges in the rest; missing (NaN) = no shift.",
@@ -470,3 +516,33 @@ COMPRESSION_DESCRIPTIONS: dict[str, dict[str, str]] = {
 }
 for _table, _described in COMPRESSION_DESCRIPTIONS.items():
     COLUMN_DESCRIPTIONS[_table] |= _described
+COLUMN_DESCRIPTIONS["runs"]["augment"] = (
+    "Training augmentation policy (`none`, `flip`, `rotate`, `contrast`, `flip_rotate`, "
+    "`flip_rotate_contrast`), applied to training batches only, drawn from the cell's seed."
+)
+COLUMN_DESCRIPTIONS["predictions"]["source"] = (
+    "Where a real data set's test example came from (`test_batch[i]` for CIFAR-10, an npz row, an "
+    "image path), to trace an error to its image; missing for synthetic data."
+)
+COLUMN_DESCRIPTIONS["saliency"] = {
+    "run_id": "The cell (see `runs.run_id`).",
+    "example_id": "Row of the test split (as in `predictions`); the same images in every cell.",
+    "label": "True class of the image (binary: 1 = positive).",
+    "target": "Class the map explains: the label, or the prediction (the study's `saliency.target`).",
+    "predicted": "The model's class for the image (argmax; binary: probability >= 0.5).",
+    "target_probability": "Probability of `target` on the intact image.",
+    "layer": "Module whose output Grad-CAM explains (`down2` in the LeNet, `stage3` in a ResNet).",
+    "localisation": "Share of the map's mass inside the ground-truth mask of the planted signal, in "
+    "[0, 1]; NaN without masks (real data), for an empty mask or a map without mass.",
+    "mask_fraction": "Share of the image inside the mask: what a uniform map scores (chance level).",
+    "deletion_area": "Area under the explained class's probability as the most salient pixels are "
+    "removed first, in [0, 1]; lower = more faithful.",
+}
+COLUMN_DESCRIPTIONS["saliency_maps"] = {
+    "run_id": "The cell (see `runs.run_id`).",
+    "example_id": "Row of the test split (see `saliency.example_id`).",
+    "row": "Grid cell row, from 0 at the top.",
+    "col": "Grid cell column, from 0 at the left.",
+    "cam": "Mean of the map (divided by its maximum, so in [0, 1]) over the grid cell.",
+    "mask": "Share of the grid cell inside the ground-truth mask; NaN without masks.",
+}

@@ -17,7 +17,7 @@ import copy
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -176,6 +176,7 @@ def fit(
     config: TrainConfig,
     seed: int,
     train_index: np.ndarray | torch.Tensor | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` (optionally on the subset ``train_index``) and select on validation.
 
@@ -189,6 +190,10 @@ def fit(
         Fixes the batch order (stream ``"order"``); same seed, same weights, same history.
     train_index : array of int, optional
         Rows of ``data.x_train`` to train on (a nested data fraction).
+    augment : callable, optional
+        Applied to each training batch (``(B, C, H, W) -> (B, C, H, W)``) before the forward pass,
+        e.g. :func:`downscalexr.augment.make_augmenter` for the cell's seed; validation never sees it.
+        ``None`` trains on the images as they are (and draws nothing).
 
     Returns
     -------
@@ -221,7 +226,9 @@ def fit(
 
     for period, perm in enumerate(periods):
         t0 = time.perf_counter()
-        trained = _train_period(model, optimizer, loss_fn, x_train, y_train, perm, config.batch_size, binary)
+        trained = _train_period(
+            model, optimizer, loss_fn, x_train, y_train, perm, config.batch_size, binary, augment
+        )
         result.steps_run += trained["steps"]
         if trained["error"]:
             result.status = "diverged"
@@ -301,14 +308,18 @@ def _step_periods(n: int, config: TrainConfig, order: torch.Generator) -> Iterat
         done += need // config.batch_size
 
 
-def _train_period(model, optimizer, loss_fn, x_train, y_train, perm, batch_size: int, binary: bool) -> dict:
-    """Optimiser steps over the rows ``perm`` in batches: their count, mean loss and accuracy, or the
-    error of a non-finite loss (``error`` is empty otherwise)."""
+def _train_period(
+    model, optimizer, loss_fn, x_train, y_train, perm, batch_size: int, binary: bool, augment=None
+) -> dict:
+    """Optimiser steps over the rows ``perm`` in batches (each passed through ``augment`` when given):
+    their count, mean loss and accuracy, or the error of a non-finite loss (``error`` is empty otherwise)."""
     model.train()
     loss_sum, correct, steps = 0.0, 0, 0
     for i in range(0, len(perm), batch_size):
         idx = perm[i : i + batch_size].to(x_train.device)
         xb, yb = x_train[idx], y_train[idx]
+        if augment is not None:  # a rotation stacks examples: back to the layout of x_train
+            xb = augment(xb).contiguous(memory_format=_layout(x_train))
         logits = model(xb)  # (B, 1) or (B, K)
         loss = loss_fn(logits, yb)
         if not torch.isfinite(loss):
@@ -390,6 +401,12 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 def _predict(logits: torch.Tensor, binary: bool) -> torch.Tensor:
     return (logits[:, 0] > 0).long() if binary else logits.argmax(1)
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )
 
 
 def _is_channels_last(model: nn.Module) -> bool:

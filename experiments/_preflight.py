@@ -17,6 +17,7 @@ import downscalexr.models as model_classes
 from downscalexr.data.base import ImageSplits
 from downscalexr.data.registry import load_dataset
 from downscalexr.models import registry as model_registry
+from experiments._saliency import check_saliency
 from experiments.cell import Cell, build_model, cells_of, data_options
 from experiments.errors import UsageError
 from experiments.spec import StudySpec
@@ -40,10 +41,15 @@ def check_study(spec: StudySpec) -> dict:
     UsageError
         The data cannot be loaded (every problem line the loader found, up to
         :data:`MAX_PROBLEM_LINES`), a model option is unknown (named with the valid ones), or a model
-        cannot run on one batch of the data.
+        cannot run on one batch of the data, or the ``saliency`` settings ask for more test images
+        or a finer grid than the data has.
     """
     data = load_first_data(spec)
     check_models(spec, data)
+    try:
+        check_saliency(spec.saliency, data)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return data_description(spec, data)
 
 

@@ -155,6 +155,7 @@ def run_id_under(spec: StudySpec, row: pd.Series) -> str | None:
         bool(row["permute"]),
         None if shift is None or pd.isna(shift) or math.isnan(float(shift)) else float(shift),
         str(row["init"]),
+        str(row["augment"]) if "augment" in row and not pd.isna(row["augment"]) else "none",
     )
     try:
         rid = run_id(spec, cell)

@@ -24,6 +24,7 @@ import torch
 
 import downscalexr
 from downscalexr import schema
+from downscalexr.augment import make_augmenter
 from downscalexr.consistency import shift_consistency, shift_pairs
 from downscalexr.data.base import ImageSplits, standardized
 from downscalexr.data.splits import nested_fractions
@@ -35,9 +36,10 @@ from downscalexr.models.edge_init import apply_init, first_conv
 from downscalexr.operating_point import score_operating_points
 from downscalexr.train import device_name, evaluate, fit, predict_scores
 from experiments._compression import compress_trained, compressed_levels, concat_tables
+from experiments._saliency import saliency_tables
 from experiments.spec import AXES, NO_DOWNSAMPLING, NO_VARIANT, StudySpec, non_default
 
-TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels")
+TABLE_NAMES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class Cell:
     """The design coordinates of one run.
 
     ``variant`` is :data:`~experiments.spec.NO_VARIANT` (``"none"``) for a model without downsampling
-    (the MLP). ``permute``, ``location_shift`` (``None``: no shift) and ``init`` are the levels of
-    the study's factors (see :class:`~experiments.spec.FactorSpec`).
+    (the MLP). ``permute``, ``location_shift`` (``None``: no shift), ``init`` and ``augment`` are the
+    levels of the study's factors (see :class:`~experiments.spec.FactorSpec`).
     """
 
     study: str
@@ -59,13 +61,15 @@ class Cell:
     permute: bool = False
     location_shift: float | None = None
     init: str = "random"
+    augment: str = "none"
 
 
 def cells_of(spec: StudySpec) -> list[Cell]:
     """Every cell of ``spec``: models x variants x seeds x fractions x factor levels x transforms.
 
     Factor levels that do not apply to a model are collapsed: a model without a convolution (the
-    MLP) only gets ``init="random"``, and its one variant is ``"none"``.
+    MLP) only gets ``init="random"``, and its one variant is ``"none"``. Augmentation policies apply
+    to every model.
 
     Cells are ordered by data fraction (largest, i.e. longest, first), then seed, then the
     data-changing factors. So a seed's runs are spread over the whole grid instead of running back to
@@ -83,10 +87,12 @@ def cells_of(spec: StudySpec) -> list[Cell]:
                 for shift in levels["location_shift"]:
                     for m in spec.model_specs:
                         inits = ("random",) if m.name in NO_DOWNSAMPLING else levels["init"]
+                        where = (spec.name, spec.dataset, m.name)
                         cells += [
-                            Cell(spec.name, spec.dataset, m.name, v, seed, fraction, t, permute, shift, init)
+                            Cell(*where, v, seed, fraction, t, permute, shift, init, aug)
                             for v in m.variants
                             for init in inits
+                            for aug in levels["augment"]
                             for t in spec.transforms
                         ]
     return cells
@@ -143,12 +149,13 @@ def run_cell(
     provenance: dict | None = None,
     levels: tuple[str, ...] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Train and evaluate one cell; return ``{"runs", "epochs", "predictions", "latency", "kernels"}``.
+    """Train and evaluate one cell; return one DataFrame per table of :data:`TABLE_NAMES`.
 
     ``kernels`` holds the trained first convolution's weights of an ``ok`` cell (one row per weight);
-    it is empty for a model without a convolution and for a failed or diverged cell. The tables also
-    hold the rows of the compression ``levels`` of the trained model (default: the study's, see
-    :mod:`experiments._compression`), the cell's own rows first.
+    it is empty for a model without a convolution and for a failed or diverged cell. ``saliency`` and
+    ``saliency_maps`` are empty unless the study enables ``saliency`` (:mod:`experiments._saliency`).
+    The tables also hold the rows of the compression ``levels`` of the trained model (default: the
+    study's, see :mod:`experiments._compression`), the cell's own rows first.
     """
     return run_cell_with_model(spec, cell, data, provenance, levels)[0]
 
@@ -198,7 +205,8 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         "model_bytes": model_bytes(model),
     }
     row["device_name"] = device_name(spec.train.device)
-    result = fit(model, data, spec.train, cell.seed, train_index=index)
+    augment = None if cell.augment == "none" else make_augmenter(cell.augment, cell.seed)
+    result = fit(model, data, spec.train, cell.seed, train_index=index, augment=augment)
     epochs = pd.DataFrame(result.history, columns=[c for c in schema.EPOCHS if c != "run_id"])
     epochs.insert(0, "run_id", rid)
     row |= {
@@ -242,8 +250,10 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
             }
         )
     preds.insert(0, "run_id", rid)
+    preds["source"] = example_sources(data, preds["example_id"].to_numpy())
     tables["predictions"] = preds
     tables["kernels"] = kernel_rows(model, rid)
+    tables |= saliency_tables(spec.saliency, spec.test_seed, model, data, rid)
     if spec.consistency.enabled:
         row |= _consistency(spec, cell, model, data.x_test)
     if spec.latency.enabled:
@@ -252,6 +262,16 @@ def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str,
         facts, tables["compressed"] = compress_trained(spec, model, data, index, row, levels)
         row |= facts
     return row, tables, model
+
+
+def example_sources(data: ImageSplits, example_ids: np.ndarray) -> pd.Series:
+    """Where each test example came from (``info["ids"]["test"]`` of a real data set: a batch file and
+    index, an npz row, an image path), so an error can be traced to its image; missing for synthetic
+    data, which has no ids (its ``example_id`` and the study's ``test_seed`` identify the image)."""
+    ids = data.info.get("ids", {}).get("test") if isinstance(data.info.get("ids"), dict) else None
+    if ids is None or len(ids) != len(data.y_test):
+        return pd.Series(pd.NA, index=range(len(example_ids)), dtype="string")
+    return pd.Series(np.asarray(ids, dtype=object)[example_ids], dtype="string")
 
 
 def _operating_points(spec: StudySpec, model, data: ImageSplits, labels, scores) -> dict:
@@ -344,6 +364,7 @@ def _design_row(spec: StudySpec, cell: Cell, rid: str) -> dict:
         "init": cell.init,
         "compression": "none",
         "parent_run_id": rid,
+        "augment": cell.augment,
         "batch_size": t.batch_size,
         "lr": t.lr,
         "optimizer": t.optimizer,

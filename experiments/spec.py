@@ -8,7 +8,8 @@ are rejected with a message that names the key and lists the valid ones. Built-i
     models:
       - {name: lenet, options: {channels: [16, 32]}}
       - {name: mlp, options: {match: lenet}}          # variant "none"; inherits lenet's options
-    factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen]}
+    factors: {permute: [false, true], location_shift: [null, 0.5], init: [random, edge_frozen],
+              augment: [none, flip_rotate]}
 
 and compression levels of every trained model with ``factors: {compression: [none, int8_static]}``.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from downscalexr.augment import list_augment
 from downscalexr.compress import list_levels
 from downscalexr.operating_point import THRESHOLD_RULES
 from downscalexr.schema import INIT_CHOICES, OPERATING_POINTS
@@ -37,6 +39,7 @@ from experiments._from_yaml import (
     plain,
     read_yaml,
 )
+from experiments._saliency import SaliencySpec
 
 STUDIES_DIR = Path(__file__).parent / "studies"
 # A study's name is a directory name under the results root: no separators, no "..", no hidden names.
@@ -135,15 +138,20 @@ class FactorSpec:
         must include ``none``, the model as trained). Levels are not cells: each is a ``runs`` row of its
         own derived from the cell's model, with the cell's ``run_id`` as ``parent_run_id`` (see
         :mod:`experiments._compression`).
+    augment : tuple of str
+        Training augmentation policy (:mod:`downscalexr.augment`: ``none``, ``flip``, ``rotate``,
+        ``contrast``, ``flip_rotate``, ``flip_rotate_contrast``), drawn from the cell's seed and
+        applied to training batches only; validation and test images are never augmented.
     """
 
     permute: tuple[bool, ...] = (False,)
     location_shift: tuple[float | None, ...] = (None,)
     init: tuple[str, ...] = ("random",)
     compression: tuple[str, ...] = ("none",)
+    augment: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
-        for name in ("permute", "location_shift", "init", "compression"):
+        for name in ("permute", "location_shift", "init", "compression", "augment"):
             levels = getattr(self, name)
             if not levels:
                 raise SpecError(f"factors.{name} must list at least one level")
@@ -161,6 +169,11 @@ class FactorSpec:
             raise SpecError(
                 "factors.compression must include none (the model as trained): every compressed level "
                 f"is compared with its uncompressed parent; got {list(self.compression)}"
+            )
+        bad = [v for v in self.augment if v not in list_augment()]
+        if bad:
+            raise SpecError(
+                f"factors.augment: unknown level(s) {bad}; choose from {', '.join(list_augment())}"
             )
         for r in self.location_shift:
             if r is not None and not 0 < r < 1:
@@ -227,6 +240,8 @@ class StudySpec:
         The operating point of the threshold metrics (fixed 0.5 or chosen on validation).
     latency : LatencySpec
     consistency : ConsistencySpec
+    saliency : SaliencySpec
+        Grad-CAM maps, localisation and deletion-curve area on fixed test images (off by default).
     reference : str
         Reference variant for contrasts in the report.
     """
@@ -246,6 +261,7 @@ class StudySpec:
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     latency: LatencySpec = field(default_factory=LatencySpec)
     consistency: ConsistencySpec = field(default_factory=ConsistencySpec)
+    saliency: SaliencySpec = field(default_factory=SaliencySpec)
     factors: FactorSpec = field(default_factory=FactorSpec)
     reference: str = "avgpool"
     description: str = ""
@@ -343,7 +359,7 @@ class StudySpec:
         shift = f.location_shift
         if shift == (None,) and self.data.get("location_shift") is not None:
             shift = (float(self.data["location_shift"]),)
-        return {"permute": permute, "location_shift": shift, "init": f.init}
+        return {"permute": permute, "location_shift": shift, "init": f.init, "augment": f.augment}
 
     def to_dict(self) -> dict:
         """Plain, YAML/JSON-ready form (tuples as lists)."""

@@ -6,7 +6,8 @@ Layout of a study directory::
     <root>/environment.json      packages, threads, CPU, git commit; every invocation appended
     <root>/data.json             how the data were made (counts, skipped files)
     <root>/runner.lock           held by the one runner working on the directory (pid, host, start)
-    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels
+    <root>/<table>/<run_id>.parquet   for table in runs, epochs, predictions, latency, kernels,
+                                 saliency, saliency_maps
     <root>/<table>/_common_metadata  the table's one schema (Parquet metadata, no rows)
     <root>/quarantine/           unreadable, foreign or superseded files moved aside, with a note of why
 
@@ -23,10 +24,10 @@ table and agree. ``_common_metadata`` holds that schema for readers that look fo
 versions before a column existed lack it; :mod:`experiments.upgrade` rewrites them (the analysis reads
 them either way).
 
-``kernels`` arrived after the first studies were stored. A finished cell (its ``runs`` file present)
-without a kernels file was therefore written before kernels were recorded: it counts as finished and
-simply has no kernel rows, rather than being recomputed. A kernels file that exists but is invalid
-makes its cell unfinished, like any other damaged table.
+``kernels`` (and later ``saliency`` and ``saliency_maps``) arrived after the first studies were stored.
+A finished cell (its ``runs`` file present) without a kernels file was therefore written before kernels
+were recorded: it counts as finished and simply has no kernel rows, rather than being recomputed. A
+kernels file that exists but is invalid makes its cell unfinished, like any other damaged table.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ from downscalexr.safe_output import (
 )
 from experiments.table_schema import COMMON_METADATA, arrow_schema, to_arrow
 
-TABLES = ("runs", "epochs", "predictions", "latency", "kernels")
-WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "runs")
+TABLES = ("runs", "epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps")
+WRITE_ORDER = ("epochs", "predictions", "latency", "kernels", "saliency", "saliency_maps", "runs")
 # tables a finished cell of an older version may lack (see the module docstring)
-OPTIONAL = ("kernels",)
+OPTIONAL = ("kernels", "saliency", "saliency_maps")
 # Temporaries this module writes (``.<name>.<8 random characters>.tmp``, see
 # :mod:`downscalexr.safe_output`): at the root only for its own files, in table folders only for cell files.
 _ROOT_TEMPORARY = re.compile(r"^\.(spec\.yaml|environment\.json|data\.json|probe)\.[a-z0-9_]{8}\.tmp$")
@@ -238,8 +239,10 @@ def write_cell(paths: StudyPaths, tables: dict[str, pd.DataFrame]) -> None:
 
     A cell stored before (a retried ``failed`` cell, or ``--force``) first loses its ``runs`` marker,
     so that an interruption never leaves the old ``runs`` row beside new rows of the other tables.
+    An :data:`OPTIONAL` table the caller leaves out is stored empty.
     """
     (run_id,) = tables["runs"]["run_id"].unique()
+    tables = {t: schema.empty(t) for t in OPTIONAL} | dict(tables)
     valid = {table: schema.validate(table, tables[table]) for table in WRITE_ORDER}
     marker = paths.cell_file("runs", run_id)
     if marker.exists():

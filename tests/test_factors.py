@@ -225,7 +225,7 @@ def test_changing_any_cell_or_run_field_changes_the_run_id():
     spec, cell = tiny(), cells_of(tiny())[0]
     other = {"study": "other", "dataset": "detection", "model": "mlp", "variant": "avgpool", "seed": 9,
              "data_fraction": 0.5, "transform": "flip", "permute": True, "location_shift": 0.25,
-             "init": "edge_trainable"}  # fmt: skip
+             "init": "edge_trainable", "augment": "flip"}  # fmt: skip
     assert set(other) == {f.name for f in dataclasses.fields(Cell)}
     ids = {run_id(spec, cell)} | {run_id(spec, dataclasses.replace(cell, **{k: v})) for k, v in other.items()}
     lenet = {"name": "lenet", "options": {"channels": [4, 6], "kernel_size": 3}}

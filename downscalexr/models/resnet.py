@@ -146,8 +146,9 @@ class ResNet(nn.Module):
     Raises
     ------
     ValueError
-        For an unknown operator, ``blocks < 1``, not three widths, or an input side that the
-        reductions do not divide (the variants would then end at different feature-map sizes).
+        For an unknown operator, ``blocks < 1``, not three widths, an input side that the
+        reductions do not divide (the variants would then end at different feature-map sizes), or
+        ``strided`` with a first or second width below 16 (see ``_check_shortcut_widths``).
 
     Examples
     --------
@@ -177,6 +178,7 @@ class ResNet(nn.Module):
         self.reductions = 2 + int(stem_down)
         _check_input_size(input_size, self.reductions)
         w1, w2, w3 = widths
+        _check_shortcut_widths(op, (w1, w2))
         stem_stride = op.conv_stride if stem_down else 1
         self.stem = nn.Sequential(
             _conv3x3(in_channels, w1, stem_stride),
@@ -237,6 +239,20 @@ def _stage(c_in: int, c_out: int, blocks: int, op: Downsample | None) -> nn.Sequ
     layers = [BasicBlock(c_in, c_out, op)]
     layers += [BasicBlock(c_out, c_out, None) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
+
+
+def _check_shortcut_widths(op: Downsample, inputs: tuple[int, int]) -> None:
+    # oneDNN's 1x1 stride-2 convolution, backward to the weights in channels_last (NHWC), writes past
+    # its workspace when the input channels are fewer than its channel block (8 with AVX2, 16 with
+    # AVX-512): uxlfoundation/oneDNN issue 6035. With torch 2.14.1 on this 2-core AVX2 machine, 2 to 7
+    # channels gave "double free or corruption" or a segfault; elsewhere it can give wrong weight
+    # gradients without a crash. Only a strided shortcut has that shape; 16 is safe on both ISAs.
+    if op.conv_stride > 1 and min(inputs) < 16:
+        raise ValueError(
+            f"with {op.name!r}, the shortcuts' 1x1 stride-2 convolutions take {inputs[0]} and {inputs[1]} "
+            "channels; fewer than 16 corrupt memory in PyTorch's CPU backward pass (oneDNN issue 6035), "
+            "so give widths whose first two are at least 16"
+        )
 
 
 def _check_input_size(input_size: int, reductions: int) -> None:
