@@ -120,6 +120,11 @@ def test_report_cli_on_a_two_model_multiclass_study(tables, tmp_path):
     assert "- Dilution (the operator effect on accuracy vs avgpool is smaller in resnet8" in md
     # the standard sections take one architecture: lenet's planted -8 pp, not the two models' average
     assert "the standard sections analyse lenet only" in md
+    # FP/FN bias needs one positive class: no bias section, the over-prediction claims not resolved
+    assert "## Decision bias" not in md and "over-calls the positive class" not in md
+    claims_table = pd.read_csv(out / "tables" / "claims.csv")
+    over = claims_table[claims_table["claim"].str.startswith("max pooling over-predicts")]
+    assert len(over) == 2 and over["detail"].str.contains("multi-class").all()
     contrasts = pd.read_csv(out / "tables" / "contrasts.csv")
     pooled = contrasts[(contrasts["metric"] == "accuracy") & contrasts["data_fraction"].isna()]
     maxpool = pooled[pooled["variant"] == "maxpool"].iloc[0]

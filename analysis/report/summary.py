@@ -140,7 +140,9 @@ def mixed_findings(study: Study, results: dict, s: Settings) -> list[str]:
 
 def bias_findings(study: Study, results: dict, s: Settings) -> list[str]:
     """Which variants over-call the positive class relative to the reference, pooled over fractions."""
-    bs, ref = results["bias"], s.reference
+    bs, ref = results.get("bias"), s.reference
+    if bs is None:  # a multi-class study: no positive class to over-call
+        return []
     pooled = bs[bs["data_fraction"].isna() & (bs["measure"] == "fpr") & (bs["variant"] != ref)]
     over = pooled[pooled["over_calls"].astype(bool)]
     if not len(over):

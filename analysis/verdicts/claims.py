@@ -39,7 +39,8 @@ class ClaimData:
 
     ``runs`` holds the ok runs only; ``all_runs`` every run (the latency table is joined to it);
     ``variants`` the variants with ok runs. Both hold uncompressed runs only; ``study_runs`` holds every
-    run of the study, compressed levels included (the compression claims read it).
+    run of the study, compressed levels included (the compression claims read it). ``multiclass`` marks
+    a study with more than two classes (claims about one positive class are then not testable).
     """
 
     runs: pd.DataFrame
@@ -52,6 +53,7 @@ class ClaimData:
     margin: float
     study_runs: pd.DataFrame | None = None
     compression_margin: float = 0.02
+    multiclass: bool = False
 
     @property
     def variants(self) -> set[str]:
@@ -120,6 +122,8 @@ def _over_predicts(data: ClaimData, point: str) -> dict:
     test = f"paired FPR difference maxpool - {ref}, pooled over fractions"
     if ref == "maxpool" or not {"maxpool", ref} <= data.variants:  # the reference may be maxpool itself
         return _untestable(claim, test, f"needs variants maxpool and {ref}, two variants")
+    if data.multiclass:
+        return _untestable(claim, test, "a claim about one positive class: the study is multi-class")
     runs = at_operating_point(data.runs, point)
     if runs is None:
         return _untestable(
@@ -341,6 +345,11 @@ CLAIMS: tuple[Callable[[ClaimData], dict], ...] = (
 )
 
 
+def _is_multiclass(predictions: pd.DataFrame | None) -> bool:
+    """More than two classes scored per example (binary studies store one score per example)."""
+    return predictions is not None and not predictions.empty and predictions["class_index"].nunique() > 2
+
+
 def evaluate_claims(
     tables: dict[str, pd.DataFrame],
     *,
@@ -388,5 +397,6 @@ def evaluate_claims(
         margin=margin,
         study_runs=tables.get("study_runs", tables["runs"]),
         compression_margin=margin if compression_margin is None else compression_margin,
+        multiclass=_is_multiclass(tables.get("predictions")),
     )
     return pd.DataFrame([claim(data) for claim in CLAIMS], columns=COLUMNS)

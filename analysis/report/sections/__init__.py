@@ -51,7 +51,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("metrics", metrics.build),
     SectionSpec("contrasts", contrasts.build),
     SectionSpec("mixed models", mixed.build),
-    SectionSpec("bias", bias.build),
+    SectionSpec("bias", bias.build, bias.applies),
     SectionSpec("predictions", predictions.build),
     SectionSpec("curves", curves.build),
     SectionSpec("latency", latency.build),

@@ -11,6 +11,15 @@ from analysis.report.format import interval_cells
 from analysis.stats.bias import BIAS_MEASURES, bias_summary
 
 
+def applies(study: Study) -> bool:
+    """Whether the study is binary: FP/FN, criterion and PPR/prevalence are defined for one positive class.
+
+    A multi-class study (more than two classes scored per example) gets the error analysis instead.
+    """
+    preds = study.tables.get("predictions")
+    return preds is None or preds.empty or preds["class_index"].nunique() <= 2
+
+
 def _by_variant_and_fraction(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per variant x fraction and one column per bias measure (of the ``cell`` strings)."""
     wide = frame.pivot_table(

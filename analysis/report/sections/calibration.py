@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.design import at_base_levels, base_runs
+from analysis.design import at_base_levels, base_runs, primary_model
 from analysis.report.document import (
     INTERVAL_RULE,
     Section,
@@ -51,7 +51,7 @@ def _ece(section: Section, ok: pd.DataFrame, runs: pd.DataFrame, s: Settings) ->
             }
         )
         note = "p (Holm): Holm-adjusted across the rows of this table."
-        caption = f"ECE: variant - {s.reference}, paired by seed"
+        caption = f"ECE: variant - {s.reference}, paired by seed ({primary_model(runs)} runs)"
         section.tables.append(Table("ece_contrasts", caption, pc, pc_disp, note=note))
     return ece
 

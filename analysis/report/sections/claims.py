@@ -13,7 +13,12 @@ def build(study: Study, s: Settings) -> tuple[Section, pd.DataFrame]:
     """The verdict on every claim of :data:`analysis.verdicts.claims.CLAIMS`."""
     tables = study.standard
     cl = evaluate_claims(
-        {"runs": tables["runs"], "latency": tables["latency"], "study_runs": study.tables["runs"]},
+        {
+            "runs": tables["runs"],
+            "latency": tables["latency"],
+            "predictions": tables["predictions"],
+            "study_runs": study.tables["runs"],
+        },
         reference=s.reference,
         compression_margin=s.margin,
         **s.kw,
