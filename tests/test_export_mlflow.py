@@ -212,13 +212,13 @@ def test_design_is_params_and_tags(smoke, exported):
 @pytest.mark.slow
 @needs_mlflow
 def test_every_runs_column_is_exported(smoke, exported):
-    """Each column of a cell's row is a param, tag or metric unless its value is missing (NaN)."""
+    """Each column of a cell's row is a param, tag or metric unless its value is missing (NaN or NA)."""
     client = exported[0]
     runs = read_table(smoke, "runs").set_index("run_id", drop=False)
     for run in _cells(client):
         row = runs.loc[run.data.tags["downscalexr.run_id"]]
         logged = set(run.data.params) | set(run.data.tags) | set(run.data.metrics) | {"run_id"}
-        present = {c for c, v in row.items() if not (isinstance(v, float) and np.isnan(v))}
+        present = {c for c, v in row.items() if not (pd.api.types.is_scalar(v) and pd.isna(v))}
         assert present - logged == set()
 
 
