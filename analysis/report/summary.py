@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.design import MLP_MODEL, primary_model
+from analysis.design import MLP_MODEL, POINT_NAMES, primary_model, reported_point
 from analysis.report.document import Settings, Study, fraction_label
 from analysis.report.format import format_interval, format_p, format_value, is_unit_metric
 from analysis.stats.power import worst_case
@@ -139,19 +139,34 @@ def mixed_findings(study: Study, results: dict, s: Settings) -> list[str]:
 
 
 def bias_findings(study: Study, results: dict, s: Settings) -> list[str]:
-    """Which variants over-call the positive class relative to the reference, pooled over fractions."""
+    """Which variants over-call the positive class relative to the reference, pooled over fractions.
+
+    Over-calling is a PPR/prevalence or FPR difference whose interval lies above 0; both differences
+    are printed, since the two can disagree (more positive calls, yet fewer of them false).
+    """
     bs, ref = results.get("bias"), s.reference
     if bs is None:  # a multi-class study: no positive class to over-call
         return []
-    pooled = bs[bs["data_fraction"].isna() & (bs["measure"] == "fpr") & (bs["variant"] != ref)]
-    over = pooled[pooled["over_calls"].astype(bool)]
-    if not len(over):
-        return [f"No variant over-calls the positive class relative to {ref} (pooled over fractions)."]
-    return [
-        f"{r.variant} over-calls the positive class: FPR difference vs {ref} pooled over fractions "
-        f"{format_interval(r.diff_vs_reference, r.diff_low, r.diff_high, percent=True)} pp."
-        for r in over.itertuples(index=False)
-    ]
+    point = POINT_NAMES[reported_point(study.standard["runs"])]
+    pooled = bs[bs["data_fraction"].isna() & (bs["variant"] != ref)]
+    names = {"ppr_over_prevalence": "PPR/prevalence", "fpr": "FPR"}
+    lines = []
+    for variant, part in pooled.groupby("variant", sort=True):
+        rows = part.set_index("measure").reindex(list(names))
+        above = [names[m] for m, r in rows.iterrows() if r["diff_low"] > 0]
+        if not above:
+            continue
+        parts = "; ".join(
+            f"{names[m]} difference "
+            + format_interval(r["diff_vs_reference"], r["diff_low"], r["diff_high"], percent=m == "fpr")
+            + (" pp" if m == "fpr" else "")
+            for m, r in rows.iterrows()
+        )
+        lines.append(
+            f"{variant} over-calls the positive class relative to {ref} ({' and '.join(above)} above 0, "
+            f"pooled over fractions, at {point}): {parts}."
+        )
+    return lines or [f"No variant over-calls the positive class relative to {ref} (pooled over fractions)."]
 
 
 def latency_findings(study: Study, results: dict, s: Settings) -> list[str]:
