@@ -16,7 +16,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -407,7 +407,7 @@ def _short_traceback(exc: BaseException) -> str:
 
 def _now() -> str:
     # milliseconds: cells of small studies take well under a second, and the benchmark times them
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def wall_clock() -> float:

@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def environment(argv: list[str], n_jobs: int, backend: str, device: str = "cpu")
         "device_name": device_name(device),
         "cuda": _cuda_description(),
         "command": ["python", "-m", "experiments.grid", *argv],
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
