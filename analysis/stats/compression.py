@@ -101,9 +101,9 @@ def compression_changes(
     """Paired change level - none per arm, level and data fraction (and pooled over fractions).
 
     Within an arm the levels take the place of the variants in
-    :func:`~analysis.stats.contrasts.paired_contrasts` (reference ``none``): per-seed differences, t
-    interval below 10 seeds and expanded BCa from 10, paired t-test. ``p_holm`` adjusts across every
-    row returned (every arm, level, metric and fraction: the section's family).
+    :func:`~analysis.stats.contrasts.paired_contrasts` (reference ``none``): per-seed differences, the
+    paired t interval with its own p (not testable below 3 seeds or without variation). ``p_holm``
+    adjusts across every row returned (every arm, level, metric and fraction: the section's family).
 
     Returns
     -------
