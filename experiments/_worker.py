@@ -165,9 +165,16 @@ def execute_cell(
     except Exception as exc:  # a seed whose data cannot be made fails its cells, not the grid
         data = _Unavailable(exc)
     tables = run_cell(spec, cell, data, provenance | {"threads": torch.get_num_threads()}, levels_only)
+    return store_cell(root, tables, rid, cell, time.perf_counter() - t0, levels_only)
+
+
+def store_cell(
+    root: str, tables: dict, rid: str, cell: Cell, seconds: float, levels_only: tuple[str, ...] | None
+) -> dict:
+    """Store one computed cell (or, with ``levels_only``, only its levels); return its summary."""
     if levels_only is not None:
         tables = stored_levels_only(StudyPaths(root), tables, rid, levels_only)
-    summary = {"run_id": rid, "seconds": time.perf_counter() - t0, "cell": cell}
+    summary = {"run_id": rid, "seconds": seconds, "cell": cell}
     try:
         write_runs(StudyPaths(root), tables)
     except OSError as exc:

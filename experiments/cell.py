@@ -169,16 +169,42 @@ def run_cell_with_model(
 ) -> tuple[dict[str, pd.DataFrame], torch.nn.Module | None]:
     """:func:`run_cell`, also returning the trained model (None when the cell failed before it was built)."""
     model = None
-    rid = run_id(spec, cell)
-    started = _now()
+    rid, row, tables, levels = start_cell(spec, cell, provenance, levels)
+    try:
+        trainee = prepare_cell(spec, cell, data, row)
+        augment = augmenter_of(cell)
+        data, index = trainee.data, trainee.index
+        result = fit(trainee.model, data, spec.train, cell.seed, train_index=index, augment=augment)
+        row, tables, model = measure_cell(spec, trainee, rid, row, result, levels)
+    except Exception as exc:  # a failed cell is a result to store, not a reason to stop the grid
+        row |= failed_fields(exc)
+    return finish_cell(row, tables), model
+
+
+def augmenter_of(cell: Cell):
+    """The cell's training-batch augmentation (seeded by the cell), or None."""
+    return None if cell.augment == "none" else make_augmenter(cell.augment, cell.seed)
+
+
+def start_cell(
+    spec: StudySpec, cell: Cell, provenance: dict | None, levels: tuple[str, ...] | None
+) -> tuple[str, dict, dict[str, pd.DataFrame], tuple[str, ...]]:
+    """The cell's ``run_id``, its ``runs`` row before training, empty tables and its compression levels."""
     row: dict = {c: math.nan for c in schema.METRIC_COLUMNS} | {"threshold": math.nan}
-    row |= _design_row(spec, cell, rid) | _provenance(provenance) | {"started_at": started}
+    rid = run_id(spec, cell)
+    row |= _design_row(spec, cell, rid) | _provenance(provenance) | {"started_at": _now()}
     tables = {name: schema.empty(name) for name in TABLE_NAMES[1:]}
     levels = compressed_levels(spec) if levels is None else tuple(levels)
-    try:
-        row, tables, model = _train_and_measure(spec, cell, data, rid, row, levels)
-    except Exception as exc:  # a failed cell is a result to store, not a reason to stop the grid
-        row |= {"status": "failed", "error": _short_traceback(exc)}
+    return rid, row, tables, levels
+
+
+def failed_fields(exc: BaseException) -> dict:
+    """The ``runs`` fields of a cell that raised ``exc``."""
+    return {"status": "failed", "error": _short_traceback(exc)}
+
+
+def finish_cell(row: dict, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The cell's tables, conformed to the schema, its compression levels' rows after its own."""
     compressed = tables.pop("compressed", None)
     row["finished_at"] = _now()
     runs = pd.DataFrame([row])
@@ -188,25 +214,41 @@ def run_cell_with_model(
                 pd.NA if schema.RUNS[col] == "string" else (-1 if schema.RUNS[col] == "int64" else math.nan)
             )
     out = {"runs": schema.conform("runs", runs)} | {k: schema.conform(k, v) for k, v in tables.items()}
-    return (out if compressed is None else concat_tables([out, compressed])), model
+    return out if compressed is None else concat_tables([out, compressed])
 
 
-def _train_and_measure(spec: StudySpec, cell: Cell, data: ImageSplits, rid: str, row: dict, levels=()):
+@dataclass
+class Trainee:
+    """A cell ready to train: its standardised data, training rows and initialised model."""
+
+    cell: Cell
+    data: ImageSplits
+    index: np.ndarray
+    model: torch.nn.Module
+
+
+def prepare_cell(spec: StudySpec, cell: Cell, data: ImageSplits, row: dict) -> Trainee:
+    """The cell's training subset, data standardised on it and initialised model; fills ``row``'s
+    size fields (``n_train``, ``params``, ``flops``, ...)."""
     binary = data.num_classes == 2
     index = nested_fractions(data.y_train, spec.fractions, cell.seed)[cell.data_fraction]
     data = standardized(data, index)
-    size = data.input_shape[1]
     model = build_model(spec, cell, data.input_shape, 1 if binary else data.num_classes)
     row |= {
         "n_train": len(index),
-        "image_size": size,
+        "image_size": data.input_shape[1],
         "params": count_params(model),
         "flops": forward_flops(model, data.input_shape),
         "model_bytes": model_bytes(model),
+        "device_name": device_name(spec.train.device),
     }
-    row["device_name"] = device_name(spec.train.device)
-    augment = None if cell.augment == "none" else make_augmenter(cell.augment, cell.seed)
-    result = fit(model, data, spec.train, cell.seed, train_index=index, augment=augment)
+    return Trainee(cell, data, index, model)
+
+
+def measure_cell(spec: StudySpec, trainee: Trainee, rid: str, row: dict, result, levels=()):
+    """The rows of a trained cell: ``(runs row, other tables, model)`` from its :class:`FitResult`."""
+    cell, data, index = trainee.cell, trainee.data, trainee.index
+    binary = data.num_classes == 2
     epochs = pd.DataFrame(result.history, columns=[c for c in schema.EPOCHS if c != "run_id"])
     epochs.insert(0, "run_id", rid)
     row |= {
