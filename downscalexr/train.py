@@ -84,6 +84,10 @@ class TrainConfig:
         ``cpu`` (the default), ``cuda`` or ``cuda:N``: where training and validation run. The trained
         model is returned on the CPU. Numbers differ between devices (other kernels, other rounding),
         so a non-default device enters the cell's ``run_id``.
+    ensemble : bool
+        Read by the grid, not by :func:`fit`: train the seeds of each cell together as one vmapped
+        ensemble (:func:`downscalexr.ensemble.fit_ensemble`), for a GPU. Each seed's result equals
+        ``fit``'s up to floating-point rounding, so it enters the ``run_id`` when on.
     channels_last : bool
         Run convolutions in NHWC layout (faster with oneDNN on CPU). A model without a 4-D weight (the
         MLP) always trains in the contiguous layout (see :func:`memory_format_for`).
@@ -114,6 +118,7 @@ class TrainConfig:
     eval_every: int = 0
     restore_best: bool = True
     device: str = "cpu"
+    ensemble: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -36,9 +36,9 @@ overrides:
   YAML. Mappings merge key by key, so --set train.lr=1e-3 keeps the other training settings:
     --set train.lr=1e-3 --set data.min_val=5 --set 'variants=[avgpool, maxpool]' model_options.channels=[8,16]
   The result is checked like a study file (unknown keys are named with the valid ones) and is what
-  spec.yaml records. --seeds, --variants, --fractions, --epochs, --data, --skip-bad and --device are
-  shorthands for seeds, variants, fractions, train.epochs, data.path, data.skip_bad and train.device;
-  one key set to two different values is refused. The grid runs any subset of the registered
+  spec.yaml records. --seeds, --variants, --fractions, --epochs, --data, --skip-bad, --device and --ensemble
+  are shorthands for seeds, variants, fractions, train.epochs, data.path, data.skip_bad, train.device and
+  train.ensemble; one key set to two different values is refused. The grid runs any subset of the registered
   operators; the report compares them against the study's `reference` (or the first variant when it
   is not among them). Before the first cell the grid loads the data once, builds every model x
   variant and runs one batch through it: a bad path, option or shape stops it with exit 2 and
@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where models train (train.device; default: the study's, cpu): cuda shares the visible "
         "GPUs among the --n-jobs workers, round-robin, each with one CPU thread. Latency is measured "
         "on the CPU either way",
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="train the seeds of each cell together as one vmapped ensemble (train.ensemble): for a GPU, "
+        "where it keeps the device busy; slower on a CPU. Each seed's result equals the one-at-a-time "
+        "training's up to float rounding, so these cells get their own run ids",
     )
     parser.add_argument("--n-jobs", type=int, help="worker processes (default: all cores); 1 runs in-process")
     parser.add_argument(
@@ -187,6 +194,8 @@ def _shorthands(args: argparse.Namespace) -> tuple[list[tuple[tuple[str, ...], o
         changes.append((("data", "path"), args.data))
     if getattr(args, "device", None) is not None:
         changes.append((("train", "device"), args.device))
+    if getattr(args, "ensemble", False):
+        changes.append((("train", "ensemble"), True))
     if args.skip_bad:
         changes.append((("data", "skip_bad"), True))
     return changes, swallowed

@@ -14,6 +14,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pandas as pd
+
+from experiments._ensemble import execute_group, groups_of
 from experiments._pool import Lost, WorkerPool
 from experiments._signals import Cancelled, Interruption
 from experiments._worker import (
@@ -24,10 +27,10 @@ from experiments._worker import (
     visible_gpus,
     worker_environment,
 )
-from experiments.cell import Cell
+from experiments.cell import Cell, run_id
 from experiments.errors import UsageError
-from experiments.spec import StudySpec
-from experiments.store import StudyPaths
+from experiments.spec import StudySpec, from_dict
+from experiments.store import StudyPaths, is_finished
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,20 @@ def run_cells(
         bar.update(1)
         bar.set_postfix({k: v for k, v in counts.items() if k != "ok"} or {"failures": 0})
 
+    jobs = Jobs(spec, todo, args)
     interruption.graceful = True
     try:
         if backend.name == "dask":
-            _run_on_dask(todo, args, backend, record, interruption, outcome)
+            _run_on_dask(jobs, backend, record, interruption, outcome)
         elif backend.n_jobs == 1:
             apply_allocator_settings()  # this process started before its environment was set
-            for cell in todo:
+            for job in jobs.items:
                 if interruption.stop or outcome.unstored:
                     break
-                record(execute_cell(args[0], cell, *args[1:3], args[3].get(cell)))
+                for result in jobs.run(job):
+                    record(result)
         else:
-            _run_in_pool(todo, args, backend.n_jobs, record, interruption, outcome)
+            _run_in_pool(jobs, backend.n_jobs, record, interruption, outcome)
     except Cancelled:
         outcome.cancelled = True
     finally:
@@ -115,15 +120,61 @@ def run_cells(
     return outcome
 
 
-def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, outcome: Outcome) -> None:
-    spec_dict, root, provenance, levels_only = args
-    device = spec_dict.get("train", {}).get("device", "cpu")
+class Jobs:
+    """What the workers run: one cell per job, or with ``train.ensemble`` one group of cells (the seeds
+    of a cell, :mod:`experiments._ensemble`). A job's result is a list of cell summaries either way."""
+
+    def __init__(self, spec: StudySpec, todo: list[Cell], args: tuple) -> None:
+        self.spec_dict, self.root, self.provenance, self.levels_only = args
+        self.ensemble = spec.train.ensemble
+        self.items = groups_of(todo, self.levels_only) if self.ensemble else list(todo)
+        self.task = execute_group if self.ensemble else execute_cell
+
+    def cells(self, job) -> tuple[Cell, ...]:
+        return job if self.ensemble else (job,)
+
+    def args_of(self, job) -> tuple:
+        levels = self.levels_only.get(self.cells(job)[0])
+        return (self.spec_dict, job, self.root, self.provenance, levels)
+
+    def results(self, result) -> list[dict]:
+        return result if self.ensemble else [result]
+
+    def run(self, job) -> list[dict]:
+        """Run ``job`` in this process."""
+        return self.results(self.task(*self.args_of(job)))
+
+    def lost(self, job, exitcode: int | None) -> list[dict]:
+        """Store the cells of a job whose worker died as ``failed`` (a group's cells stored before it
+        died are kept); their summaries."""
+        out = []
+        for cell in self.cells(job):
+            levels = self.levels_only.get(cell)
+            summary = None
+            if self.ensemble and levels is None:
+                summary = _stored_summary(self.spec_dict, cell, self.root)
+            if summary is None:
+                summary = store_lost_cell(self.spec_dict, cell, self.root, self.provenance, exitcode, levels)
+            out.append(summary)
+        return out
+
+
+def _stored_summary(spec_dict: dict, cell: Cell, root: str) -> dict | None:
+    """The summary of a cell already stored whole, or None."""
+    rid = run_id(from_dict(StudySpec, spec_dict), cell)
+    paths = StudyPaths(root)
+    if not is_finished(paths, rid, quarantine=False):
+        return None
+    row = pd.read_parquet(paths.cell_file("runs", rid)).iloc[0]
+    error = str(row["error"]) if row["status"] != "ok" else ""
+    return {"run_id": rid, "status": str(row["status"]), "seconds": 0.0, "cell": cell, "error": error}
+
+
+def _run_in_pool(jobs: Jobs, n_jobs: int, record, interruption: Interruption, outcome: Outcome) -> None:
+    device = jobs.spec_dict.get("train", {}).get("device", "cpu")
     gpus = visible_gpus() if device == "cuda" else []
     pool = WorkerPool(
-        n_jobs,
-        execute_cell,
-        lambda cell: (spec_dict, cell, root, provenance, levels_only.get(cell)),
-        env_of=lambda slot: gpu_environment(slot, device, gpus),
+        n_jobs, jobs.task, jobs.args_of, env_of=lambda slot: gpu_environment(slot, device, gpus)
     )
     interruption.raise_on_cancel = False  # the pool polls the flags and kills its workers itself
 
@@ -133,29 +184,31 @@ def _run_in_pool(todo, args, n_jobs: int, record, interruption: Interruption, ou
         elif interruption.stop or outcome.unstored:
             pool.stop()
 
-    for event in pool.run(todo, check):
+    for event in pool.run(jobs.items, check):
         if isinstance(event, Lost):
-            outcome.lost += 1
-            levels = levels_only.get(event.item)
-            record(store_lost_cell(spec_dict, event.item, root, provenance, event.exitcode, levels))
+            outcome.lost += len(jobs.cells(event.item))
+            for result in jobs.lost(event.item, event.exitcode):
+                record(result)
         else:
-            record(event.result)
+            for result in jobs.results(event.result):
+                record(result)
     outcome.cancelled = interruption.cancel
 
 
-def _run_on_dask(todo, args, backend: Backend, record, interruption: Interruption, outcome) -> None:
+def _run_on_dask(jobs: Jobs, backend: Backend, record, interruption: Interruption, outcome) -> None:
     from joblib import Parallel, delayed
 
     def tasks():
-        for cell in todo:
+        for job in jobs.items:
             if interruption.stop or outcome.unstored:
                 return  # joblib then waits for the cells already dispatched
-            yield delayed(execute_cell)(args[0], cell, *args[1:3], args[3].get(cell))
+            yield delayed(jobs.task)(*jobs.args_of(job))
 
     with _dask_backend(backend.scheduler, backend.n_jobs):
         try:
             for result in Parallel(n_jobs=-1, return_as="generator_unordered")(tasks()):
-                record(result)
+                for summary in jobs.results(result):
+                    record(summary)
         except Exception as exc:
             if type(exc).__name__ != "KilledWorker":
                 raise

@@ -16,6 +16,7 @@ import torch
 import downscalexr.models as model_classes
 from downscalexr.data.base import ImageSplits
 from downscalexr.data.registry import load_dataset
+from downscalexr.ensemble import REFUSED_LAYERS
 from downscalexr.models import registry as model_registry
 from experiments._saliency import check_saliency
 from experiments.cell import Cell, build_model, cells_of, data_options
@@ -148,6 +149,12 @@ def check_models(spec: StudySpec, data: ImageSplits, batch: int = 2) -> None:
             raise UsageError(
                 f"{what} gives outputs of shape {tuple(out.shape)} for {len(x)} images of {shape}; "
                 f"expected ({len(x)}, {num_outputs})"
+            )
+        refused = [type(m).__name__ for m in model.modules() if isinstance(m, REFUSED_LAYERS)]
+        if spec.train.ensemble and refused:
+            raise UsageError(
+                f"train.ensemble cannot train {what}: it has {refused[0]} (batch norm updates running "
+                "statistics in place, dropout draws one stream for all seeds); set train.ensemble: false"
             )
 
 

@@ -121,6 +121,12 @@ def train_cell(
             changes[key] = [level]
     spec = _resolve(study, sets, changes)
     check_names(spec)
+    if spec.train.ensemble:
+        raise SpecError(
+            "train_cell trains one cell, and a cell of a study with train.ensemble: true is trained with "
+            "its other seeds (its numbers depend on that at the rounding level); rerun the grid, or pass "
+            "train.ensemble=false"
+        )
     cells = [
         c
         for c in cells_of(spec)

@@ -138,3 +138,20 @@ def test_batch_norm_and_mismatched_members_are_refused():
     epochs = dataclasses.replace(config, steps=0, eval_every=0)
     with pytest.raises(ValueError, match="one size"):
         fit_ensemble([_model(0), _model(1)], _splits(), epochs, (0, 1), train_indices=[range(10), range(12)])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU visible: the ensemble was not exercised on a GPU"
+)
+def test_on_cuda_members_match_single_cell_fits_and_rerun_bit_identically():
+    config = TrainConfig(batch_size=16, lr=3e-3, steps=40, eval_every=10, device="cuda")
+    single, together = _both(config, _splits())
+    for a, b in zip(single, together, strict=True):
+        _assert_same(a, b, tol=1e-3)
+    again = fit_ensemble([_model(s) for s in SEEDS], _splits(), config, SEEDS)
+    for a, b in zip(together, again, strict=True):
+        for (name, wa), (_, wb) in zip(
+            a.model.state_dict().items(), b.model.state_dict().items(), strict=True
+        ):
+            assert torch.equal(wa, wb), name
