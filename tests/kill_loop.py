@@ -1,7 +1,8 @@
 """Kill a running grid again and again at random moments; count lost cells and orphan processes.
 
     PYTHONPATH=$PWD .venv/bin/python tests/kill_loop.py --kills 30 --seed 0
-    PYTHONPATH=$PWD .venv/bin/python tests/kill_loop.py --kills 5 --out /tmp/loop --keep
+    PYTHONPATH=$PWD .venv/bin/python tests/kill_loop.py --kills 5 --out /tmp/loop
+    PYTHONPATH=$PWD .venv/bin/python tests/kill_loop.py --kills 20 --ensemble   # seed groups as jobs
 
 Each round starts ``python -m experiments.grid`` on the smoke study (``--epochs 10``, 2 workers) in its
 own session, waits a random time, and sends one of: SIGINT to the process group (a terminal's Ctrl-C),
@@ -225,7 +226,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the kinds and the moments")
     parser.add_argument("--max-delay", type=float, default=12.0, help="latest kill, s after workers start")
     parser.add_argument("--out", type=Path, default=None, help="parent of the study directories")
+    parser.add_argument("--ensemble", action="store_true", help="the grid with --ensemble (seed groups)")
     args = parser.parse_args()
+    if args.ensemble:
+        global GRID
+        GRID = (*GRID, "--ensemble")
     rng = random.Random(args.seed)
     base = args.out or Path(tempfile.mkdtemp(prefix="kill-loop-"))
     studies, rounds, finals = 0, [], []

@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_homework.py                 # 10, 30, 100 images per class
     python tests/benchmarks/bench_homework.py --per-class 10 --rounds 5
+    python tests/benchmarks/bench_homework.py --sweep               # the whole sweep, whole machine
 
 Both sides train the same small CNN (the suite's LeNet with 3 and 6 filters of 3x3 at 32x32) from the same
 initial weights, with Adam, for the same number of optimiser steps of the same batch size, on the edge task's
@@ -13,6 +14,11 @@ writes: a ``TensorDataset`` in a shuffling ``DataLoader``, NCHW tensors, no vali
 Throughput is training images per second of wall time (validation counts against the suite). The machine
 is shared, so the two sides run interleaved (A/B, then B/A, ...) and the medians are reported with the load
 average; one thread, as in the grid's workers.
+
+``--sweep`` compares whole-machine throughput on the sweep itself (10, 30, 100 images per class x
+``--sweep-seeds`` seeds): the plain loop trains the cells one after another in one process with torch's
+default thread count, as the homework runs; the suite runs them as a grid (``experiments.grid``, one
+worker per core, one thread each), its storage, test predictions and model selection included.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -110,6 +118,53 @@ def compare(per_class: int, args: argparse.Namespace) -> tuple[float, float]:
     return statistics.median(rates["plain"]), statistics.median(rates["suite"])
 
 
+def sweep(args: argparse.Namespace) -> tuple[float, float, int]:
+    """Images/s over the whole sweep: the plain loop (sequential, torch's default threads) and the
+    suite's grid (one worker per core); and the plain loop's thread count."""
+    import yaml
+
+    from experiments.one_cell import run_grid
+    from experiments.store import read_study
+
+    threads = torch.get_num_threads()
+    cells = [(pc, seed) for pc in args.per_class for seed in range(args.sweep_seeds)]
+    datas = {pc: homework_data(pc, args.val, args.size, seed=0) for pc in args.per_class}
+    t0 = time.perf_counter()
+    images = sum(
+        plain_loop(datas[pc], small_cnn(args.size, seed), args.steps, args.batch, args.lr, seed)
+        for pc, seed in cells
+    )
+    plain = images / (time.perf_counter() - t0)
+    top = max(args.per_class)
+    study = {
+        "description": "the homework sweep",
+        "dataset": "edges",
+        "data": {"classes": CLASSES, "n_train": top * len(CLASSES), "n_val": args.val, "n_test": 30,
+                 "image_size": args.size},
+        "model": "lenet",
+        "model_options": {"channels": [3, 6], "kernel_size": 3, "padding": 1, "hidden": [32]},
+        "variants": ["avgpool"],
+        "fractions": [pc / top for pc in args.per_class],
+        "seeds": list(range(args.sweep_seeds)),
+        "test_seed": 1000,
+        "train": {"batch_size": args.batch, "lr": args.lr, "steps": args.steps,
+                  "eval_every": args.eval_every},
+        "latency": {"enabled": False},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "homework.yaml"
+        path.write_text(yaml.safe_dump(study))
+        t0 = time.perf_counter()
+        code = run_grid(
+            "--study", path, "--out", Path(tmp) / "out", "--quiet", "--n-jobs", str(os.cpu_count())
+        )
+        seconds = time.perf_counter() - t0
+        assert code == 0, f"the grid exited with {code}"
+        runs = read_study(Path(tmp) / "out")["runs"]
+    suite = int(runs["steps_run"].sum()) * args.batch / seconds
+    return plain, suite, threads
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -122,7 +177,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=50, help="fit(): steps between validations (50)")
     parser.add_argument("--size", type=int, default=32, help="image side (default 32)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per setting (default 4)")
+    parser.add_argument("--sweep", action="store_true", help="whole-machine throughput on the sweep")
+    parser.add_argument("--sweep-seeds", type=int, default=4, help="--sweep: seeds per setting (default 4)")
     args = parser.parse_args(argv)
+    if args.sweep:
+        plain, suite, threads = sweep(args)
+        print(
+            f"torch {torch.__version__}, {os.cpu_count()} cores, sweep of {len(args.per_class)} settings x "
+            f"{args.sweep_seeds} seeds, {args.steps} steps of {args.batch}; plain loop: one process, "
+            f"{threads} threads; suite: the grid, {os.cpu_count()} workers of 1 thread"
+        )
+        print(f"{'plain img/s':>12}{'grid img/s':>12}{'ratio':>7}{'load':>7}")
+        print(f"{plain:>12.0f}{suite:>12.0f}{suite / plain:>7.2f}{os.getloadavg()[0]:>7.2f}")
+        return
     torch.set_num_threads(1)
     print(
         f"torch {torch.__version__}, 1 thread, {args.steps} steps of {args.batch}, fit() validates "

@@ -25,3 +25,14 @@ def test_the_benchmark_prints_one_row_per_setting(capsys):
     per_class, plain, suite, ratio, _ = rows[2].split()
     assert per_class == "2" and float(plain) > 0 and float(suite) > 0
     assert abs(float(ratio) - float(suite) / float(plain)) < 0.02 + 0.01 * float(ratio)
+
+
+def test_the_sweep_runs_the_grid_and_compares_whole_machine_throughput(capsys, kept_process_state):
+    with kept_process_state():
+        bench.main(["--sweep", "--per-class", "2", "4", "--sweep-seeds", "1", "--steps", "4", "--batch", "4",
+                    "--val", "6", "--eval-every", "2", "--size", "16"])  # fmt: skip
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert "sweep of 2 settings x 1 seeds" in rows[0]
+    assert rows[1].split() == ["plain", "img/s", "grid", "img/s", "ratio", "load"]
+    plain, grid, ratio, _ = (float(x) for x in rows[2].split())
+    assert plain > 0 and grid > 0 and abs(ratio - grid / plain) < 0.02 + 0.01 * ratio
