@@ -36,7 +36,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from downscalexr.seeding import torch_generator
 
@@ -162,9 +161,9 @@ def apply_params(images: torch.Tensor, params: AugmentParams, *, fill: float = 0
     """
     out = images
     if params.hflip.any():
-        out = _where(params.hflip, TF.horizontal_flip(out), out)
+        out = _where(params.hflip, _tf().horizontal_flip(out), out)
     if params.vflip.any():
-        out = _where(params.vflip, TF.vertical_flip(out), out)
+        out = _where(params.vflip, _tf().vertical_flip(out), out)
     if (params.angle != 0).any():
         out = _rotate_each(out, params.angle, fill)
     if (params.contrast != 1).any():
@@ -255,12 +254,20 @@ def _check_images(images: torch.Tensor) -> None:
         )
 
 
+def _tf():
+    """torchvision's functional transforms, imported on first use: the import takes ~1.4 s (it pulls in
+    torch._dynamo), which every grid worker would pay at start-up for studies that never augment."""
+    from torchvision.transforms.v2 import functional
+
+    return functional
+
+
 def _where(mask: torch.Tensor, changed: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.to(kept.device)[:, None, None, None], changed, kept)  # (B, C, H, W)
 
 
 def _rotate_each(images: torch.Tensor, angles: torch.Tensor, fill: float) -> torch.Tensor:
-    rows = []
+    TF, rows = _tf(), []  # noqa: N806 (torchvision's usual name)
     for image, angle in zip(images, angles.tolist(), strict=True):
         if angle == 0:
             rows.append(image)
@@ -270,7 +277,7 @@ def _rotate_each(images: torch.Tensor, angles: torch.Tensor, fill: float) -> tor
 
 
 def _contrast_each(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    gray = TF.rgb_to_grayscale(images) if images.shape[1] == 3 else images
+    gray = _tf().rgb_to_grayscale(images) if images.shape[1] == 3 else images
     mean = gray.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     factor = factors.to(device=images.device, dtype=images.dtype)[:, None, None, None]
     out = mean + factor * (images - mean)

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
 from downscalexr.schema import LATENCY
@@ -142,6 +141,8 @@ def _median_ranks(n: int, confidence: float) -> tuple[int, float]:
 
     k = 0 means no interval reaches ``confidence``.
     """
+    from scipy import stats  # here: scipy.stats takes ~0.6 s to import, paid by every grid worker
+
     alpha_half = (1 - confidence) / 2
     ranks = np.arange(0, n // 2 + 2)
     ok = stats.binom.cdf(ranks - 1, n, 0.5) <= alpha_half
