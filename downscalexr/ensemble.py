@@ -18,9 +18,11 @@ So each member's :class:`~downscalexr.train.FitResult` is the single-cell path's
 rounding (other kernels sum in another order): ``tests/test_ensemble.py`` checks this on CPU. Not bit-equal
 means not interchangeable: the grid gives an ensemble-trained cell its own ``run_id`` (``train.ensemble``).
 
-Measured on this project's 2-core CPU machine, the ensemble is *slower* on CPU (about 0.35x per member for
-the default LeNet, 1.0x for a 3-filter CNN: oneDNN's grouped convolutions are not faster per group than
-single ones); it is meant for a GPU, where the issue's measurement put it at 4-5x a single model's images/s.
+Measured on this project's 2-core CPU machine, the ensemble is *slower* on a CPU: 0.75x the images/s of
+one-at-a-time training for the default LeNet with avgpool, 0.84x with strided
+(``tests/benchmarks/bench_ensemble.py``; oneDNN's grouped convolutions are no faster per group). It is
+meant for a GPU, where the issue's measurement put it at 4-5x a single model's images/s.
+
 Models with batch normalisation (running statistics updated in place) or dropout (one random stream per
 member) are refused.
 """
