@@ -69,6 +69,18 @@ def test_every_claim_is_a_registered_function_giving_one_row():
     assert len({f.__name__ for f in claims.CLAIMS}) == len(claims.CLAIMS)
 
 
+def test_claims_on_a_study_with_every_run_at_one_accuracy_are_untestable_not_a_crash():
+    """Every classifier calling one class (a study trained too briefly): no variation to model."""
+    study = simulate_study(seeds=3, fractions=(0.5, 1.0), n_test=60, seed=2)
+    flat = {"runs": study["runs"].assign(accuracy=0.6)}
+    row = (
+        claims.evaluate_claims(flat, n_boot=200)
+        .set_index("claim")
+        .loc["pooling helps most at small data fractions (negative pooling x fraction interaction)"]
+    )
+    assert row["verdict"] == U and "floor" in row["detail"]
+
+
 def test_over_prediction_claim_is_tested_at_both_operating_points():
     # planted: maxpool over-calls at 0.5 (FPR +12 pp) but not at the validation-chosen threshold
     plan = {"seeds": 6, "fractions": (0.5, 1.0), "n_test": 400, "seed": 4}

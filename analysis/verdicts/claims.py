@@ -215,7 +215,10 @@ def pooling_helps_small_data(data: ClaimData) -> dict:
             claim, "variant x fraction interaction", "needs strided, the reference, 2+ fractions"
         )
     sub = data.runs[data.runs["variant"].isin(["strided", ref])]
-    result = fit_mixed(sub, "accuracy", reference=ref, alpha=data.alpha, lrt=False)
+    try:
+        result = fit_mixed(sub, "accuracy", reference=ref, alpha=data.alpha, lrt=False)
+    except ValueError as exc:  # e.g. every fraction at the floor: no variation to model
+        return _untestable(claim, "variant x fraction interaction", str(exc))
     coef = result.coefficients.set_index("term").loc["variant[strided]:log2_fraction"]
     # pooling - strided interaction is the negative of the strided - pooling coefficient
     est, low, high = -coef["estimate"], -coef["high"], -coef["low"]
