@@ -113,3 +113,11 @@ def test_batch_norm_models_and_train_cell_are_refused_with_the_fix(run_grid, tmp
     assert not (out / "runs").exists()
     with pytest.raises(SpecError, match="rerun the grid"):
         train_cell("smoke", "train.ensemble=true")
+
+
+def test_the_report_says_the_seeds_were_trained_together(single_and_ensemble):
+    from analysis.load import read_provenance
+    from analysis.report.provenance import _ensemble_note
+
+    notes = [_ensemble_note(read_provenance(study).get("spec")) for study in single_and_ensemble]
+    assert notes[0] == "" and "trained together as one vmapped ensemble" in notes[1]

@@ -28,6 +28,17 @@ def _training_device(runs: pd.DataFrame) -> str:
     return f"Trained on: {devices} ({_distinct(runs, 'device_name')}); latency measured on the CPU."
 
 
+def _ensemble_note(spec: object) -> str:
+    """`` Seeds trained together ...`` when the study trained each cell's seeds as one ensemble."""
+    train = spec.get("train") if isinstance(spec, dict) else None
+    if isinstance(train, dict) and train.get("ensemble"):
+        return (
+            " The seeds of each cell were trained together as one vmapped ensemble (train.ensemble): each "
+            "seed's numbers equal one-at-a-time training's up to float rounding."
+        )
+    return ""
+
+
 def _environment(env: object) -> str:
     """The scalar facts of ``environment.json`` in one line; nested records are only named."""
     if not isinstance(env, dict):
@@ -102,6 +113,7 @@ def provenance_lines(
         else "no spec.yaml, study.yaml or spec.json beside the tables"
     )
     seeds = sorted(int(s) for s in ok["seed"].unique())
+    ensemble = _ensemble_note(provenance.get("spec"))
     return [
         _analysis_code(),
         f"Results: {results_dir}; runs produced by git commit(s) {_distinct(runs, 'git_commit')}, package "
@@ -111,7 +123,7 @@ def provenance_lines(
         f"{int((~runs['status'].isin(['ok', 'unsupported'])).sum())} failed or diverged (excluded from all "
         f"statistics){_unsupported(runs)}.",
         f"Machine of the runs: CPU {_distinct(runs, 'cpu')}; threads {_distinct(runs, 'threads')}; "
-        f"host {_distinct(runs, 'host_id')}. {_training_device(runs)} "
+        f"host {_distinct(runs, 'host_id')}. {_training_device(runs)}{ensemble} "
         f"Environment (environment.json): {_environment(provenance.get('environment'))}.",
         *_methods(settings, n_contrasts),
     ]
