@@ -85,7 +85,8 @@ def fit_ensemble(
     Returns
     -------
     list of FitResult
-        In member order, each with its model back on the CPU in eval mode.
+        In member order, each with its model back on the CPU in eval mode; ``train_seconds`` is the
+        member's share (the ensemble's training time divided by the number of members).
 
     Raises
     ------
@@ -140,7 +141,7 @@ def fit_ensemble(
         for m in active:
             stacked = (params, buffers)
             _after_period(m, members[m], results[m], models[m], stacked, trained[m], config, period, t0)
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start) / size  # each member's share of the group's training time
     for m, (member, result, model) in enumerate(zip(members, results, models, strict=True)):
         _finish(member, result, model, params, buffers, config, seconds, m)
     return results

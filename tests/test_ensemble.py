@@ -7,6 +7,7 @@ and seed; the ensemble path shares no code with its training loop except the los
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -155,3 +156,12 @@ def test_on_cuda_members_match_single_cell_fits_and_rerun_bit_identically():
             a.model.state_dict().items(), b.model.state_dict().items(), strict=True
         ):
             assert torch.equal(wa, wb), name
+
+
+def test_each_member_records_its_share_of_the_training_time():
+    config = TrainConfig(batch_size=16, lr=3e-3, steps=10, eval_every=5)
+    t0 = time.perf_counter()
+    results = fit_ensemble([_model(s) for s in SEEDS], _splits(), config, SEEDS)
+    elapsed = time.perf_counter() - t0
+    shares = {r.train_seconds for r in results}
+    assert len(shares) == 1 and 0 < shares.pop() * len(SEEDS) <= elapsed
