@@ -52,11 +52,15 @@ def test_ensemble_cells_match_single_cells_with_their_own_run_ids(single_and_ens
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["processes", pytest.param("dask", marks=pytest.mark.slow)])
 def test_ensemble_grid_in_worker_processes_reproduces_the_in_process_run(
-    run_grid, single_and_ensemble, tmp_path
+    run_grid, single_and_ensemble, tmp_path, backend
 ):
-    out = tmp_path / "pool"
-    code, _, _ = run_grid(*SMOKE, "--out", out, "--n-jobs", "2", "--ensemble", "--fractions", "1.0")
+    if backend == "dask":
+        pytest.importorskip("distributed")
+    out = tmp_path / backend
+    argv = ("--out", out, "--n-jobs", "2", "--backend", backend, "--ensemble", "--fractions", "1.0")
+    code, _, _ = run_grid(*SMOKE, *argv)
     assert code == 0
     pool = read_study(out)
     stored = read_study(single_and_ensemble[1])
