@@ -47,6 +47,7 @@ from downscalexr.train import (
     TrainConfig,
     _epoch_periods,
     _loss,
+    _optimizer,
     _predict,
     _step_periods,
     evaluate,
@@ -117,7 +118,7 @@ def fit_ensemble(
         return functional_call(skeleton, (p, b), (x,))
 
     batched = vmap(forward)
-    optimizer = _stacked_optimizer(list(params.values()), config)
+    optimizer = _optimizer(list(params.values()), config)
     periods = []
     for member, seed in zip(members, seeds, strict=True):
         order = torch_generator(seed, "order")
@@ -183,15 +184,6 @@ def _check_members(models: Sequence[nn.Module], datas: Sequence[ImageSplits]) ->
             )
     if len({len(d.y_val) for d in datas}) > 1:
         raise ValueError("every member needs a validation split of one size")
-
-
-def _stacked_optimizer(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    fused = config.fused or None
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
-    )
 
 
 def _train_period(batched, params, buffers, optimizer, members, perms, batch_size: int) -> list[dict]:

@@ -217,7 +217,8 @@ def fit(
     model = model.to(device=device, memory_format=fmt)
     x_train, y_train = x_train.to(device).contiguous(memory_format=fmt), y_train.to(device)
     x_val = data.x_val.to(device).contiguous(memory_format=fmt)
-    optimizer = _optimizer(model, config)
+    # a frozen layer (requires_grad False) is left out, so the fused kernel never sees a missing grad
+    optimizer = _optimizer([p for p in model.parameters() if p.requires_grad], config)
     order = torch_generator(seed, "order")
     if config.steps:
         periods, extra = _step_periods(len(y_train), config, order), {}
@@ -393,9 +394,8 @@ def _loss(y: torch.Tensor, num_classes: int, class_weight: bool, device: torch.d
     return nn.CrossEntropyLoss(weight=weight)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # a frozen layer (requires_grad False) is left out, so the fused kernel never sees a missing grad
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over ``params`` (a model's trainable weights, or an ensemble's)."""
     fused = config.fused or None  # None: PyTorch's own default implementation
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)

@@ -62,7 +62,7 @@ def _copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model)
 
 
-def _assert_same(single: FitResult, member: FitResult, tol: float = 2e-4) -> None:
+def _assert_same(single: FitResult, member: FitResult, tol: float = 1e-5) -> None:
     assert member.status == single.status
     assert member.steps_run == single.steps_run
     assert member.best_epoch == single.best_epoch and member.best_step == single.best_step
