@@ -102,8 +102,9 @@ def compare(per_class: int, args: argparse.Namespace) -> tuple[float, float]:
     """Median images/s of the plain loop and of ``fit()`` over ``args.rounds`` interleaved rounds."""
     data = homework_data(per_class, args.val, args.size, seed=0)
     config = TrainConfig(
-        batch_size=args.batch, lr=args.lr, steps=args.steps, eval_every=args.eval_every, monitor="val_loss"
-    )
+        batch_size=args.batch, lr=args.lr, steps=args.steps, eval_every=args.eval_every, monitor="val_loss",
+        channels_last=not args.nchw,
+    )  # fmt: skip
     sides = {
         "plain": lambda: plain_loop(data, small_cnn(args.size, 0), args.steps, args.batch, args.lr, 0),
         "suite": lambda: suite_fit(data, small_cnn(args.size, 0), config, 0),
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=50, help="fit(): steps between validations (50)")
     parser.add_argument("--size", type=int, default=32, help="image side (default 32)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per setting (default 4)")
+    parser.add_argument("--nchw", action="store_true", help="fit() in NCHW instead of channels_last")
     parser.add_argument("--sweep", action="store_true", help="whole-machine throughput on the sweep")
     parser.add_argument("--sweep-seeds", type=int, default=4, help="--sweep: seeds per setting (default 4)")
     args = parser.parse_args(argv)
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(1)
     print(
-        f"torch {torch.__version__}, 1 thread, {args.steps} steps of {args.batch}, fit() validates "
+        f"torch {torch.__version__}, 1 thread, {args.steps} steps of {args.batch}, fit() in "
+        f"{'NCHW' if args.nchw else 'channels_last'} validates "
         f"{args.val} images every {args.eval_every} steps; medians of {args.rounds} interleaved rounds"
     )
     print(f"{'per class':>9}{'plain img/s':>13}{'fit img/s':>11}{'ratio':>7}{'load':>7}")
